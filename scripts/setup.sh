@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: system packages (audio decoding, speech synthesis,
+# public-domain text), a virtual environment in .venv with the CPU build of torch, and w2v2.
+# Safe to run again: every step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="ffmpeg sox libsndfile1 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts bible-kjv wordnet-base"
+missing=""
+for p in $APT_PACKAGES; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "[setup] installing system packages:$missing"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  $PY -m venv .venv
+fi
+stamp=.venv/.w2v2-setup-$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  echo "[setup] installing python packages into .venv (first run takes a few minutes)"
+  .venv/bin/pip install -q --upgrade pip
+  # The CPU build of torch: a plain `torch` would pull a multi-GB CUDA build.
+  .venv/bin/pip install -q "torch==2.13.0"
+  .venv/bin/pip install -q "torchcodec==0.13.*" -e ".[test]"
+  rm -f .venv/.w2v2-setup-*
+  touch "$stamp"
+fi

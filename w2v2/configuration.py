@@ -1,0 +1,263 @@
+"""W2V2Config: one typed configuration for every w2v2 model.
+
+The field names are transformers' ``Wav2Vec2Config`` (this class extends it, so every field
+there means the same thing here and state dicts copy one to one). On top of it come the
+parts of fairseq's objective that transformers leaves out:
+
+* ``feature_grad_mult``: scales the gradient that reaches the feature encoder f: X -> Z
+  (fairseq's GradMultiply; 0.1 in the BASE recipe, 1.0 = plain backprop, 0.0 = frozen).
+* ``feature_penalty_weight`` (beta): weight of the L2 penalty on the encoder features Z
+  (fairseq's ``loss_weights[1]``: 10 for BASE, 0 for LARGE).
+* the Gumbel temperature schedule tau(step) = max(min, max * decay**step) and its current
+  value ``gumbel_temperature``, which is saved with the model so a checkpoint resumes with
+  the temperature it had.
+* the pretraining mask ``pretrain_mask_time_*``, kept apart from ``mask_time_*``, which in
+  transformers (and here) is the SpecAugment mask of fine-tuning.
+
+Mask probabilities use transformers' (and fairseq's) convention: ``mask_prob`` = p * M, the
+expected number of *masked frames* before overlap, so the paper's p = 0.065 with M = 10 is
+``mask_prob = 0.65`` and covers about 1 - (1 - p)**M = 49% of frames.
+"""
+
+
+from huggingface_hub.dataclasses import strict
+from transformers import Wav2Vec2Config
+
+__all__ = ["W2V2Config"]
+
+# The paper's feature encoder: 7 temporal convolutions, 512 channels, receptive field
+# 400 samples (25 ms at 16 kHz), stride 320 samples (20 ms): 49 frames per second.
+PAPER_CONV_DIM = (512,) * 7
+PAPER_CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
+PAPER_CONV_STRIDE = (5, 2, 2, 2, 2, 2, 2)
+
+
+@strict
+class W2V2Config(Wav2Vec2Config):
+    r"""Configuration of :class:`W2V2Model`, :class:`W2V2ForPreTraining` and :class:`W2V2ForCTC`.
+
+    Every field of ``transformers.Wav2Vec2Config`` is accepted with the same meaning. Added:
+
+    feature_grad_mult (`float`, defaults to 1.0):
+        Gradient multiplier on the feature encoder output. 0.0 stops the gradient entirely.
+    feature_penalty_weight (`float`, defaults to 0.0):
+        beta, the weight of the mean squared feature-encoder activations in the pretraining loss.
+    max_gumbel_temperature, min_gumbel_temperature, gumbel_temperature_decay (`float`):
+        The Gumbel-softmax temperature at update n is max(min, max * decay**n) (paper: 2, 0.5,
+        0.999995 for BASE).
+    gumbel_temperature (`float`, *optional*):
+        The temperature the quantizer uses now. Defaults to ``max_gumbel_temperature``; the
+        trainers update it every step and it is saved in ``config.json``.
+    pretrain_mask_time_prob, pretrain_mask_time_length, pretrain_mask_time_min_masks:
+        Span masking of the pretraining objective (paper: p * M = 0.65, M = 10, at least 2 spans).
+
+    Presets: :meth:`base` and :meth:`large` (the paper's BASE and LARGE), :meth:`tiny` (tests).
+    """
+
+    model_type = "w2v2"
+
+    feature_grad_mult: float | int = 1.0
+    feature_penalty_weight: float | int = 0.0
+    max_gumbel_temperature: float | int = 2.0
+    min_gumbel_temperature: float | int = 0.5
+    gumbel_temperature_decay: float | int = 0.999995
+    gumbel_temperature: float | int | None = None
+    pretrain_mask_time_prob: float | int = 0.65
+    pretrain_mask_time_length: int = 10
+    pretrain_mask_time_min_masks: int = 2
+
+    def __post_init__(self, **kwargs):
+        if self.gumbel_temperature is None:
+            self.gumbel_temperature = self.max_gumbel_temperature
+        super().__post_init__(**kwargs)
+        # Checked here so that a bad value raises a plain ValueError at construction; the
+        # strict-dataclass validator below runs the same checks again at save time.
+        self.check_values()
+
+    def validate_w2v2(self):
+        self.check_values()
+
+    # ------------------------------------------------------------------ validation
+    def check_values(self):
+        """Refuse values the models cannot run with; each error names field, value and fix."""
+
+        def refuse(field: str, why: str, fix: str):
+            raise ValueError(f"W2V2Config.{field}={getattr(self, field)!r} {why}; {fix}.")
+
+        if self.feat_extract_norm not in ("group", "layer"):
+            refuse("feat_extract_norm", "is not a known feature-encoder norm", "use 'group' (BASE) or 'layer' (LARGE)")
+        if self.hidden_size % self.num_attention_heads != 0:
+            refuse(
+                "hidden_size",
+                f"is not divisible by num_attention_heads={self.num_attention_heads}",
+                "choose a hidden_size that is a multiple of the number of heads",
+            )
+        if self.codevector_dim % self.num_codevector_groups != 0:
+            refuse(
+                "codevector_dim",
+                f"is not divisible by num_codevector_groups={self.num_codevector_groups}",
+                "each of the G groups gets codevector_dim / G dimensions, so make it a multiple of G",
+            )
+        for field in (
+            "hidden_dropout",
+            "activation_dropout",
+            "attention_dropout",
+            "feat_proj_dropout",
+            "feat_quantizer_dropout",
+            "final_dropout",
+            "layerdrop",
+            "mask_time_prob",
+            "mask_feature_prob",
+            "pretrain_mask_time_prob",
+        ):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                refuse(field, "is not a probability", "use a value in [0, 1]")
+        for field in ("mask_time_length", "mask_feature_length", "pretrain_mask_time_length", "num_negatives"):
+            if getattr(self, field) < 1:
+                refuse(field, "must be at least 1", "use a positive integer")
+        for field in ("mask_time_min_masks", "mask_feature_min_masks", "pretrain_mask_time_min_masks"):
+            if getattr(self, field) < 0:
+                refuse(field, "is negative", "use 0 or more")
+        for field in ("feature_grad_mult", "feature_penalty_weight", "diversity_loss_weight"):
+            if getattr(self, field) < 0:
+                refuse(field, "is negative", "use 0 or a positive weight")
+        if self.contrastive_logits_temperature <= 0:
+            refuse("contrastive_logits_temperature", "must be positive (it is kappa, a divisor)", "the paper uses 0.1")
+        if self.min_gumbel_temperature <= 0:
+            refuse("min_gumbel_temperature", "must be positive", "the paper uses 0.5 (BASE) or 0.1 (LARGE)")
+        if self.max_gumbel_temperature < self.min_gumbel_temperature:
+            refuse(
+                "max_gumbel_temperature",
+                f"is below min_gumbel_temperature={self.min_gumbel_temperature}",
+                "the schedule anneals from max down to min, so max must be >= min",
+            )
+        if not 0.0 < self.gumbel_temperature_decay <= 1.0:
+            refuse("gumbel_temperature_decay", "is not in (0, 1]", "the paper uses 0.999995 per update")
+        if self.gumbel_temperature is not None and self.gumbel_temperature <= 0:
+            refuse("gumbel_temperature", "must be positive", "set it inside [min, max] of the schedule")
+        if self.ctc_loss_reduction not in ("sum", "mean"):
+            refuse("ctc_loss_reduction", "is not a CTC reduction", "use 'mean' or 'sum'")
+        if self.add_adapter or self.adapter_attn_dim is not None:
+            refuse(
+                "add_adapter" if self.add_adapter else "adapter_attn_dim",
+                "asks for adapter layers, which w2v2 does not implement",
+                "use transformers' Wav2Vec2 classes for adapter models",
+            )
+        if self.vocab_size is not None and self.pad_token_id is not None and self.pad_token_id >= self.vocab_size:
+            refuse("pad_token_id", f"is outside the vocabulary (vocab_size={self.vocab_size})", "the CTC blank must be a vocabulary id, usually 0")
+
+    # ------------------------------------------------------------------ schedule
+    def gumbel_temperature_at(self, step: int) -> float:
+        """tau(step) = max(tau_min, tau_max * decay**step), the paper's annealing per update."""
+        return max(self.min_gumbel_temperature, self.max_gumbel_temperature * self.gumbel_temperature_decay**step)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples seen by one output frame of the feature encoder (400 for the paper's)."""
+        field = 1
+        for kernel, stride in zip(reversed(self.conv_kernel), reversed(self.conv_stride)):
+            field = (field - 1) * stride + kernel
+        return field
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def base(cls, **overrides) -> "W2V2Config":
+        """The paper's BASE model with fairseq's LibriSpeech pretraining recipe (95 M parameters)."""
+        values = dict(
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            conv_dim=PAPER_CONV_DIM,
+            conv_kernel=PAPER_CONV_KERNEL,
+            conv_stride=PAPER_CONV_STRIDE,
+            conv_bias=False,
+            feat_extract_norm="group",
+            do_stable_layer_norm=False,
+            num_conv_pos_embeddings=128,
+            num_conv_pos_embedding_groups=16,
+            hidden_dropout=0.1,
+            attention_dropout=0.1,
+            activation_dropout=0.0,
+            feat_proj_dropout=0.1,  # fairseq dropout_input
+            feat_quantizer_dropout=0.1,  # fairseq dropout_features
+            layerdrop=0.05,
+            num_codevector_groups=2,
+            num_codevectors_per_group=320,
+            codevector_dim=256,
+            proj_codevector_dim=256,
+            num_negatives=100,
+            contrastive_logits_temperature=0.1,
+            diversity_loss_weight=0.1,
+            feature_penalty_weight=10.0,
+            feature_grad_mult=0.1,
+            max_gumbel_temperature=2.0,
+            min_gumbel_temperature=0.5,
+            gumbel_temperature_decay=0.999995,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def large(cls, **overrides) -> "W2V2Config":
+        """The paper's LARGE model (317 M parameters): layer-norm encoder, pre-LN Transformer."""
+        values = dict(
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            conv_dim=PAPER_CONV_DIM,
+            conv_kernel=PAPER_CONV_KERNEL,
+            conv_stride=PAPER_CONV_STRIDE,
+            conv_bias=True,
+            feat_extract_norm="layer",
+            do_stable_layer_norm=True,
+            hidden_dropout=0.1,
+            attention_dropout=0.1,
+            activation_dropout=0.0,
+            feat_proj_dropout=0.1,
+            feat_quantizer_dropout=0.1,
+            layerdrop=0.0,
+            num_codevector_groups=2,
+            num_codevectors_per_group=320,
+            codevector_dim=768,
+            proj_codevector_dim=768,
+            num_negatives=100,
+            diversity_loss_weight=0.1,
+            feature_penalty_weight=0.0,
+            feature_grad_mult=1.0,
+            max_gumbel_temperature=2.0,
+            min_gumbel_temperature=0.1,
+            gumbel_temperature_decay=0.999995,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def tiny(cls, **overrides) -> "W2V2Config":
+        """A model of a few ten thousand parameters for unit tests: the paper's conv strides
+        (so 320 samples per frame) with 32 channels, two 32-wide Transformer layers."""
+        values = dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            conv_dim=(32,) * 7,
+            conv_kernel=PAPER_CONV_KERNEL,
+            conv_stride=PAPER_CONV_STRIDE,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            num_codevector_groups=2,
+            num_codevectors_per_group=8,
+            codevector_dim=16,
+            proj_codevector_dim=16,
+            num_negatives=5,
+            hidden_dropout=0.0,
+            attention_dropout=0.0,
+            activation_dropout=0.0,
+            final_dropout=0.0,
+            layerdrop=0.0,
+            vocab_size=12,
+        )
+        values.update(overrides)
+        return cls(**values)

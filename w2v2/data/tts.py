@@ -1,0 +1,146 @@
+"""Text-to-speech engines and audio post-processing for the synthetic demo corpus.
+
+Three Debian engines, each called as a subprocess that writes a WAV file:
+
+- ``espeak-ng``: 8 English accents x voice variants (``en-us+m3``); rate ``-s`` in words
+  per minute and pitch ``-p`` (0-99) natively.
+- ``flite``: the voices ``kal16``, ``awb``, ``rms``, ``slt``; rate through
+  ``duration_stretch`` and pitch through ``int_f0_target_mean`` (``rms`` ignores it).
+- ``festival`` (``text2wave``): ``kal_diphone``, ``ked_diphone``,
+  ``cmu_us_slt_arctic_hts``; rate and pitch with sox ``tempo`` and ``pitch``.
+
+Audio is then resampled to 16 kHz (soxr), set to a random level, optionally mixed with
+coloured noise at a random SNR, and quantised to int16. Noise comes from a numpy
+``Generator`` that the caller seeds, so the output is a pure function of the arguments.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+__all__ = ["ENGINES", "SAMPLE_RATE", "Voice", "add_noise", "check_engines", "set_level",
+           "synthesize", "to_int16", "voices"]
+
+SAMPLE_RATE = 16_000
+
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+                  "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
+                   "klatt", "klatt2", "klatt3", "klatt4", "croak", "whisper", "whisperf",
+                   "adam", "Andy", "Annie", "aunty", "belinda", "benjamin", "david", "ed",
+                   "linda", "max", "norbert", "paul", "quincy", "rob", "robert", "steph",
+                   "travis", "victor")
+# Variants (in every accent) and flite voices kept for test_clean: never heard in training.
+HELD_OUT_ESPEAK_VARIANTS = ("m7", "f5", "klatt4", "aunty", "travis")
+FLITE_VOICES = ("kal16", "awb", "rms", "slt")
+HELD_OUT_FLITE_VOICES = ("rms",)
+# Typical mean F0 (Hz) of each flite voice: the pitch factor scales it.
+FLITE_F0 = {"kal16": 105.0, "awb": 110.0, "rms": 105.0, "slt": 170.0}
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}  # name -> binary
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str  # "espeak-ng", "flite" or "festival"
+    name: str  # "en-us+m3", "slt", "kal_diphone"
+
+    @property
+    def speaker(self) -> str:
+        return f"{self.engine}:{self.name}"
+
+
+def voices(engine: str, held_out: bool) -> tuple[Voice, ...]:
+    """The training voices of ``engine`` (``held_out=False``) or its test_clean voices."""
+    if engine == "espeak-ng":
+        keep = [v for v in ESPEAK_VARIANTS if (v in HELD_OUT_ESPEAK_VARIANTS) == held_out]
+        return tuple(Voice(engine, f"{a}+{v}") for a in ESPEAK_ACCENTS for v in keep)
+    if engine == "flite":
+        return tuple(Voice(engine, v) for v in FLITE_VOICES if (v in HELD_OUT_FLITE_VOICES) == held_out)
+    if engine == "festival":
+        return () if held_out else tuple(Voice(engine, v) for v in FESTIVAL_VOICES)
+    raise ValueError(f"engine={engine!r} is unknown; use one of {sorted(ENGINES)}")
+
+
+def check_engines(engines: set[str]) -> None:
+    """Raise ValueError naming the missing binaries and how to install them."""
+    missing = [ENGINES[e] for e in sorted(engines) if shutil.which(ENGINES[e]) is None]
+    if missing:
+        raise ValueError(f"speech engines not installed: {', '.join(missing)}; run "
+                         "scripts/setup.sh (apt-get install espeak-ng flite festival ...)")
+
+
+def synthesize(voice: Voice, text: str, rate: float, pitch: float) -> np.ndarray:
+    """Speak ``text``; float32 mono at 16 kHz, shape ``[samples]``.
+
+    ``rate`` and ``pitch`` are factors around 1.0 (1.2 = 20 % faster / higher).
+    """
+    with tempfile.TemporaryDirectory(prefix="w2v2-tts-") as tmp:
+        wav, txt = Path(tmp) / "out.wav", Path(tmp) / "in.txt"
+        txt.write_text(text + "\n")
+        if voice.engine == "espeak-ng":
+            cmd = ["espeak-ng", "-v", voice.name, "-s", str(round(175 * rate)),
+                   "-p", str(round(min(max(50 * pitch, 0), 99))), "-f", str(txt), "-w", str(wav)]
+        elif voice.engine == "flite":
+            cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={1 / rate:.3f}",
+                   "--setf", f"int_f0_target_mean={FLITE_F0[voice.name] * pitch:.1f}",
+                   "-f", str(txt), "-o", str(wav)]
+        elif voice.engine == "festival":
+            raw = Path(tmp) / "raw.wav"
+            cmd = ["text2wave", "-eval", f"(voice_{voice.name})", "-o", str(raw), str(txt)]
+            _run(cmd)
+            # -R: repeatable, -D: no dither, so the output is deterministic.
+            cmd = ["sox", "-R", "-D", str(raw), "-e", "floating-point", "-b", "32", str(wav),
+                   "tempo", "-s", f"{rate:.3f}", "pitch", f"{1200 * np.log2(pitch):.0f}"]
+        else:
+            raise ValueError(f"voice.engine={voice.engine!r} is unknown; use one of {sorted(ENGINES)}")
+        _run(cmd)
+        audio, sr = sf.read(wav, dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if sr != SAMPLE_RATE:
+        audio = soxr.resample(audio, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    return audio
+
+
+def _run(cmd: list[str]) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()}")
+
+
+def set_level(audio: np.ndarray, rms_dbfs: float) -> np.ndarray:
+    """Scale to an RMS of ``rms_dbfs`` dB full scale, lowered if the peak would clip."""
+    rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) or 1.0
+    gain = 10 ** (rms_dbfs / 20) / rms
+    peak = float(np.abs(audio).max()) * gain
+    if peak > 0.99:
+        gain *= 0.99 / peak
+    return (audio * gain).astype(np.float32)
+
+
+def add_noise(audio: np.ndarray, snr_db: float, colour: float, rng: np.random.Generator) -> np.ndarray:
+    """Mix in Gaussian noise with a ``1/f**colour`` power spectrum (0 white, 1 pink, 2
+    brown) at ``snr_db`` dB below the speech power; the mix is peak-limited to 0.99."""
+    n = len(audio)
+    spectrum = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+    freqs = np.fft.rfftfreq(n, d=1 / SAMPLE_RATE)
+    freqs[0] = freqs[1] if n > 1 else 1.0
+    noise = np.fft.irfft(spectrum / freqs ** (colour / 2), n=n)
+    speech_power = np.mean(audio.astype(np.float64) ** 2)
+    noise *= np.sqrt(speech_power / 10 ** (snr_db / 10) / (np.mean(noise**2) or 1.0))
+    mixed = audio + noise
+    peak = float(np.abs(mixed).max())
+    return (mixed * (0.99 / peak if peak > 0.99 else 1.0)).astype(np.float32)
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """Round float audio in [-1, 1] to int16 (what is written to FLAC)."""
+    return np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)

@@ -1,0 +1,346 @@
+"""Building blocks of wav2vec 2.0, each taking explicit arguments (only the models read a config).
+
+    f: X -> Z   FeatureEncoder (temporal convolutions over the raw waveform)
+    g: Z -> C   FeatureProjection + Encoder (Transformer with a convolutional relative
+                positional embedding)
+    Z -> Q      GumbelVectorQuantizer (G codebooks of V entries, product quantization)
+
+Module and parameter names follow transformers' ``Wav2Vec2*`` classes so that state dicts
+copy one to one. Shapes: B batch, T frames, S samples, C channels/features, H heads.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from transformers.activations import ACT2FN
+
+__all__ = [
+    "grad_multiply",
+    "ConvLayer",
+    "FeatureEncoder",
+    "FeatureProjection",
+    "PositionalConvEmbedding",
+    "SelfAttention",
+    "FeedForward",
+    "EncoderLayer",
+    "Encoder",
+    "GumbelVectorQuantizer",
+    "perplexity",
+]
+
+
+class _GradMultiply(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by ``scale`` (fairseq's GradMultiply)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def grad_multiply(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Scale the gradient flowing back through ``x`` by ``scale`` (no-op when scale == 1)."""
+    return x if scale == 1.0 else _GradMultiply.apply(x, scale)
+
+
+# ----------------------------------------------------------------------------- f: X -> Z
+class ConvLayer(nn.Module):
+    """One block of the feature encoder: Conv1d -> optional norm -> activation.
+
+    ``norm`` is "group" (GroupNorm with one group per channel, BASE's first layer), "layer"
+    (LayerNorm over channels, every layer of LARGE) or None.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, *, bias: bool, norm: str | None, activation: str):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size=kernel, stride=stride, bias=bias)
+        self.norm = norm
+        if norm == "group":
+            self.layer_norm = nn.GroupNorm(num_groups=out_channels, num_channels=out_channels, affine=True)
+        elif norm == "layer":
+            self.layer_norm = nn.LayerNorm(out_channels, elementwise_affine=True)
+        elif norm is not None:
+            raise ValueError(f"norm={norm!r} is not one of 'group', 'layer', None.")
+        self.activation = ACT2FN[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, S) -> (B, C_out, S')."""
+        x = self.conv(x)
+        if self.norm == "group":
+            x = self.layer_norm(x)
+        elif self.norm == "layer":
+            x = self.layer_norm(x.transpose(-2, -1)).transpose(-2, -1)
+        return self.activation(x)
+
+
+class FeatureEncoder(nn.Module):
+    """f: X -> Z, a stack of temporal convolutions (paper: 7 blocks, 512 channels, strides
+    (5,2,2,2,2,2,2), kernels (10,3,3,3,3,2,2): one 512-d frame every 20 ms, 25 ms receptive field).
+
+    ``norm_mode`` "group" normalises only the first block (BASE); "layer" normalises every block (LARGE).
+    """
+
+    def __init__(self, conv_dim, conv_kernel, conv_stride, *, bias: bool, norm_mode: str, activation: str):
+        super().__init__()
+        if not len(conv_dim) == len(conv_kernel) == len(conv_stride):
+            raise ValueError(
+                f"conv_dim, conv_kernel and conv_stride need one entry per layer; got lengths "
+                f"{len(conv_dim)}, {len(conv_kernel)}, {len(conv_stride)}."
+            )
+        layers = []
+        in_channels = 1
+        for i, (channels, kernel, stride) in enumerate(zip(conv_dim, conv_kernel, conv_stride)):
+            norm = "layer" if norm_mode == "layer" else ("group" if i == 0 else None)
+            layers.append(ConvLayer(in_channels, channels, kernel, stride, bias=bias, norm=norm, activation=activation))
+            in_channels = channels
+        self.conv_layers = nn.ModuleList(layers)
+        self.gradient_checkpointing = False
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        """input_values: (B, S) -> z: (B, C, T)."""
+        x = input_values[:, None, :]  # (B, 1, S)
+        for layer in self.conv_layers:
+            if self.gradient_checkpointing and self.training and x.requires_grad:
+                x = checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
+        return x
+
+
+class FeatureProjection(nn.Module):
+    """LayerNorm on z (kept for the quantizer) then a linear map to the Transformer width."""
+
+    def __init__(self, in_dim: int, hidden_size: int, *, eps: float, dropout: float):
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(in_dim, eps=eps)
+        self.projection = nn.Linear(in_dim, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z: (B, T, C) -> (projected (B, T, D), normalised z (B, T, C))."""
+        z_norm = self.layer_norm(z)
+        return self.dropout(self.projection(z_norm)), z_norm
+
+
+# ----------------------------------------------------------------------------- g: Z -> C
+class PositionalConvEmbedding(nn.Module):
+    """Relative positional embedding: a weight-normalised grouped convolution over time
+    (paper: kernel 128, 16 groups), followed by GELU. An even kernel yields one frame too many,
+    which is dropped so the output keeps T frames."""
+
+    def __init__(self, hidden_size: int, kernel: int, groups: int, *, activation: str):
+        super().__init__()
+        conv = nn.Conv1d(hidden_size, hidden_size, kernel_size=kernel, padding=kernel // 2, groups=groups)
+        self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        self.remove = 1 if kernel % 2 == 0 else 0
+        self.activation = ACT2FN[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) -> (B, T, D)."""
+        y = self.conv(x.transpose(1, 2))  # (B, D, T + remove)
+        if self.remove:
+            y = y[:, :, : -self.remove]
+        return self.activation(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through ``scaled_dot_product_attention``; the explicit path
+    (softmax(QK^T / sqrt(d)) V) runs only when attention weights are asked for."""
+
+    def __init__(self, embed_dim: int, num_heads: int, *, dropout: float):
+        super().__init__()
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}.")
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None, need_weights: bool = False):
+        """x: (B, T, D); key_padding_mask: (B, T) bool, True on real frames.
+
+        Returns (B, T, D) and, if ``need_weights``, the attention weights (B, H, T, T).
+        """
+        B, T, D = x.shape
+        q, k, v = (proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2) for proj in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, hd)
+        mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]  # (B, 1, 1, T)
+        dropout = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            scores = q @ k.transpose(-2, -1) * self.head_dim**-0.5  # (B, H, T, T)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            weights = scores.softmax(-1)
+            out = F.dropout(weights, p=dropout, training=self.training) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        out = out.transpose(1, 2).reshape(B, T, D)  # (B, T, H * hd)
+        return self.out_proj(out), weights
+
+
+class FeedForward(nn.Module):
+    def __init__(self, hidden_size: int, intermediate_size: int, *, activation: str, activation_dropout: float, dropout: float):
+        super().__init__()
+        self.intermediate_dense = nn.Linear(hidden_size, intermediate_size)
+        self.intermediate_act_fn = ACT2FN[activation]
+        self.intermediate_dropout = nn.Dropout(activation_dropout)
+        self.output_dense = nn.Linear(intermediate_size, hidden_size)
+        self.output_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(x)))
+        return self.output_dropout(self.output_dense(x))
+
+
+class EncoderLayer(nn.Module):
+    """One Transformer block. ``layer_norm_first=False`` is BASE's post-LN order
+    (x = LN(x + Attn(x)); x = LN'(x + FFN(x))); True is LARGE's pre-LN order
+    (x = x + Attn(LN(x)); x = x + FFN(LN'(x)))."""
+
+    def __init__(self, hidden_size, num_heads, intermediate_size, *, activation, dropout, attention_dropout, activation_dropout, eps, layer_norm_first: bool):
+        super().__init__()
+        self.layer_norm_first = layer_norm_first
+        self.attention = SelfAttention(hidden_size, num_heads, dropout=attention_dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.feed_forward = FeedForward(hidden_size, intermediate_size, activation=activation, activation_dropout=activation_dropout, dropout=dropout)
+        self.final_layer_norm = nn.LayerNorm(hidden_size, eps=eps)
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None, need_weights: bool = False):
+        """x: (B, T, D) -> ((B, T, D), weights or None)."""
+        residual = x
+        if self.layer_norm_first:
+            x, weights = self.attention(self.layer_norm(x), key_padding_mask, need_weights)
+            x = residual + self.dropout(x)
+            x = x + self.feed_forward(self.final_layer_norm(x))
+        else:
+            x, weights = self.attention(x, key_padding_mask, need_weights)
+            x = self.layer_norm(residual + self.dropout(x))
+            x = self.final_layer_norm(x + self.feed_forward(x))
+        return x, weights
+
+
+class Encoder(nn.Module):
+    """g: Z -> C. Adds the convolutional positional embedding, then runs the layers.
+
+    Post-LN (BASE) normalises the input of the first layer; pre-LN (LARGE) normalises the
+    output of the last. LayerDrop skips a layer with probability ``layerdrop`` in training;
+    a skipped layer still joins the autograd graph with a zero-weighted term, so every
+    parameter gets a (zero) gradient and DistributedDataParallel needs no
+    ``find_unused_parameters`` (transformers#30113).
+    """
+
+    def __init__(self, hidden_size, num_layers, num_heads, intermediate_size, *, activation, dropout, attention_dropout, activation_dropout, eps, layer_norm_first, layerdrop, pos_conv_kernel, pos_conv_groups, pos_conv_activation):
+        super().__init__()
+        self.layer_norm_first = layer_norm_first
+        self.layerdrop = layerdrop
+        self.pos_conv_embed = PositionalConvEmbedding(hidden_size, pos_conv_kernel, pos_conv_groups, activation=pos_conv_activation)
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            EncoderLayer(hidden_size, num_heads, intermediate_size, activation=activation, dropout=dropout, attention_dropout=attention_dropout, activation_dropout=activation_dropout, eps=eps, layer_norm_first=layer_norm_first)
+            for _ in range(num_layers)
+        )
+        self.gradient_checkpointing = False
+
+    def forward(self, x, key_padding_mask=None, *, output_hidden_states=False, output_attentions=False):
+        """x: (B, T, D); key_padding_mask: (B, T) bool, True on real frames.
+
+        Returns (last hidden state (B, T, D), hidden states or None, attentions or None). The
+        hidden states are the input of the first layer followed by each layer's output (before
+        the final LayerNorm of pre-LN models), as transformers returns them.
+        """
+        if key_padding_mask is not None:
+            x = x.masked_fill(~key_padding_mask[..., None], 0.0)  # padded frames enter as 0
+        x = x + self.pos_conv_embed(x)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for layer in self.layers:
+            if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
+                x = x + 0.0 * sum(p.sum() for p in layer.parameters() if p.requires_grad)
+                continue
+            if self.gradient_checkpointing and self.training:
+                x, weights = checkpoint(layer, x, key_padding_mask, output_attentions, use_reentrant=False)
+            else:
+                x, weights = layer(x, key_padding_mask, output_attentions)
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                attentions.append(weights)
+        if self.layer_norm_first:
+            x = self.layer_norm(x)
+        return x, (tuple(hidden_states) if output_hidden_states else None), (tuple(attentions) if output_attentions else None)
+
+
+# ----------------------------------------------------------------------------- Z -> Q
+def perplexity(probs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over groups of exp(entropy of the code distribution averaged over frames).
+
+    probs: (N, G, V) per-frame distributions (one-hot for code perplexity, softmax for prob
+    perplexity); mask: (N,) bool, the frames to average over. Ranges from G (one code per
+    group) to G * V (uniform use of every code).
+    """
+    if mask is not None:
+        mask = mask.reshape(-1).to(probs.dtype)  # (N,)
+        marginal = (probs * mask[:, None, None]).sum(0) / mask.sum().clamp(min=1)  # (G, V)
+    else:
+        marginal = probs.mean(0)
+    return torch.exp(-torch.xlogy(marginal, marginal).sum(-1)).sum()
+
+
+class GumbelVectorQuantizer(nn.Module):
+    """Z -> Q: product quantization with G codebooks of V entries (paper: G=2, V=320).
+
+    Each frame picks one entry per group: in training through a straight-through
+    Gumbel-softmax at temperature tau (hard one-hot forward, soft gradient), in eval by argmax.
+    The chosen entries (each ``dim / G`` wide) are concatenated.
+    """
+
+    def __init__(self, in_dim: int, num_groups: int, num_vars: int, dim: int, *, temperature: float):
+        super().__init__()
+        if dim % num_groups != 0:
+            raise ValueError(f"codevector dim={dim} is not divisible by num_groups={num_groups}.")
+        self.num_groups = num_groups
+        self.num_vars = num_vars
+        self.temperature = float(temperature)
+        self.codevectors = nn.Parameter(torch.empty(1, num_groups * num_vars, dim // num_groups))
+        self.weight_proj = nn.Linear(in_dim, num_groups * num_vars)
+
+    def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None):
+        """z: (B, T, C); mask: (B, T) bool, the frames whose code use is measured.
+
+        Returns a dict with ``q`` (B, T, dim), ``code_perplexity`` (hard choices),
+        ``prob_perplexity`` (softmax of the logits, no noise: the paper's p̄_g for L_d) and
+        ``codevector_perplexity`` (transformers' field: prob perplexity in training, code
+        perplexity in eval).
+        """
+        B, T, _ = z.shape
+        logits = self.weight_proj(z).view(B * T, self.num_groups, self.num_vars).float()  # (BT, G, V)
+        hard = F.one_hot(logits.argmax(-1), self.num_vars).to(logits.dtype)  # (BT, G, V)
+        if self.training:
+            choice = F.gumbel_softmax(logits, tau=self.temperature, hard=True)  # (BT, G, V)
+        else:
+            choice = hard
+        code_ppl = perplexity(hard, mask)
+        prob_ppl = perplexity(logits.softmax(-1), mask)
+        # (BT, G, V, 1) * (1, G, V, dim/G) summed over V -> (BT, G, dim/G)
+        codebook = self.codevectors.view(1, self.num_groups, self.num_vars, -1)
+        q = (choice.to(codebook.dtype)[..., None] * codebook).sum(-2).view(B, T, -1)
+        return {
+            "q": q,
+            "code_perplexity": code_ppl,
+            "prob_perplexity": prob_ppl,
+            "codevector_perplexity": prob_ppl if self.training else code_ppl,
+        }

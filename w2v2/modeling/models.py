@@ -1,0 +1,378 @@
+"""The w2v2 models: W2V2Model (f and g), W2V2ForPreTraining (+ Z -> Q and the objective),
+W2V2ForCTC (+ a linear CTC head). Only these classes read the configuration."""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import CausalLMOutput, Wav2Vec2BaseModelOutput
+from transformers.utils import ModelOutput
+
+from ..configuration import W2V2Config
+from .components import Encoder, FeatureEncoder, FeatureProjection, GumbelVectorQuantizer, PositionalConvEmbedding, grad_multiply
+from .losses import contrastive_logits, contrastive_loss, diversity_loss
+from .masking import compute_span_mask, sample_negatives
+
+__all__ = ["W2V2PreTrainedModel", "W2V2Model", "W2V2ForPreTraining", "W2V2ForCTC", "W2V2BaseModelOutput", "W2V2ForPreTrainingOutput"]
+
+
+@dataclass
+class W2V2BaseModelOutput(Wav2Vec2BaseModelOutput):
+    """transformers' fields, plus ``feature_penalty``: mean of z**2 over the encoder output
+    (before its LayerNorm), fairseq's ``features_pen``."""
+
+    feature_penalty: torch.FloatTensor | None = None
+
+
+@dataclass
+class W2V2ForPreTrainingOutput(ModelOutput):
+    """Output of :class:`W2V2ForPreTraining`.
+
+    transformers' fields: ``loss``, ``projected_states`` (B, T, D), ``projected_quantized_states``
+    (B, T, D), ``codevector_perplexity``, ``hidden_states``, ``attentions``,
+    ``contrastive_loss`` (L_m summed over the N masked frames), ``diversity_loss`` (L_d * N, also
+    as transformers). ``loss`` differs in reduction: it is per masked frame, (L_m + alpha L_d N + beta P N) / N
+    (see ``w2v2.modeling.losses``). Added: ``feature_penalty`` (P), ``contrastive_accuracy``,
+    ``code_perplexity`` (hard choices), ``prob_perplexity`` (softmax), ``num_masked`` (N) and
+    the ``mask_time_indices`` used.
+    """
+
+    loss: torch.FloatTensor | None = None
+    projected_states: torch.FloatTensor | None = None
+    projected_quantized_states: torch.FloatTensor | None = None
+    codevector_perplexity: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+    diversity_loss: torch.FloatTensor | None = None
+    feature_penalty: torch.FloatTensor | None = None
+    contrastive_accuracy: torch.FloatTensor | None = None
+    code_perplexity: torch.FloatTensor | None = None
+    prob_perplexity: torch.FloatTensor | None = None
+    num_masked: torch.LongTensor | None = None
+    mask_time_indices: torch.BoolTensor | None = None
+
+
+class W2V2PreTrainedModel(PreTrainedModel):
+    config_class = W2V2Config
+    config: W2V2Config
+    base_model_prefix = "wav2vec2"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        # The initialisations of fairseq and transformers, module by module.
+        super()._init_weights(module)
+        if isinstance(module, W2V2ForPreTraining):
+            module.project_hid.reset_parameters()
+            module.project_q.reset_parameters()
+        elif isinstance(module, GumbelVectorQuantizer):
+            init.normal_(module.weight_proj.weight, mean=0.0, std=1.0)
+            init.zeros_(module.weight_proj.bias)
+            init.uniform_(module.codevectors)
+        elif isinstance(module, PositionalConvEmbedding):
+            # weight = g * v / ||v||: draw v, start with g = ||v|| so that weight = v.
+            conv = module.conv
+            v = conv.parametrizations.weight.original1
+            init.normal_(v, mean=0.0, std=2 * math.sqrt(1 / (conv.kernel_size[0] * conv.in_channels)))
+            init.copy_(conv.parametrizations.weight.original0, torch.linalg.vector_norm(v, dim=(0, 1), keepdim=True))
+            init.zeros_(conv.bias)
+        elif isinstance(module, FeatureProjection):
+            bound = math.sqrt(1 / module.projection.in_features)
+            init.uniform_(module.projection.weight, a=-bound, b=bound)
+            init.uniform_(module.projection.bias, a=-bound, b=bound)
+        elif isinstance(module, nn.Conv1d) and not hasattr(module, "parametrizations"):
+            init.kaiming_normal_(module.weight)
+            if module.bias is not None:
+                bound = math.sqrt(module.groups / (module.in_channels * module.kernel_size[0]))
+                init.uniform_(module.bias, a=-bound, b=bound)
+        elif isinstance(module, W2V2Model):
+            init.uniform_(module.masked_spec_embed)
+
+    # ------------------------------------------------------------------ lengths
+    def _get_feat_extract_output_lengths(self, input_lengths, add_adapter=None):
+        """Frames produced by the feature encoder for ``input_lengths`` samples (int or tensor)."""
+        for kernel, stride in zip(self.config.conv_kernel, self.config.conv_stride):
+            input_lengths = torch.div(input_lengths - kernel, stride, rounding_mode="floor") + 1
+        return input_lengths
+
+    def _get_feature_vector_attention_mask(self, feature_vector_length: int, attention_mask: torch.Tensor, add_adapter=None):
+        """Sample-level ``attention_mask`` (B, S) -> frame-level bool mask (B, T)."""
+        lengths = self._get_feat_extract_output_lengths(attention_mask.long().sum(-1))  # (B,)
+        frames = torch.arange(feature_vector_length, device=attention_mask.device)
+        return frames[None, :] < lengths[:, None]
+
+    # ------------------------------------------------------------------ interop
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
+        """Load a w2v2 checkpoint, or a transformers ``Wav2Vec2*`` one (``model_type: wav2vec2``),
+        whose config is converted here; the weights have the same names and load as they are."""
+        if config is None and pretrained_model_name_or_path is not None:
+            from .conversion import load_config_any
+
+            config, kwargs = load_config_any(pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
+
+    @classmethod
+    def from_transformers(cls, model: PreTrainedModel):
+        """The w2v2 twin of a transformers ``Wav2Vec2Model``/``ForPreTraining``/``ForCTC``."""
+        from .conversion import from_transformers
+
+        return from_transformers(model, cls)
+
+    def _outputs(self, output, return_dict):
+        use_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if use_dict else output.to_tuple()
+
+
+class W2V2Model(W2V2PreTrainedModel):
+    """f: X -> Z, then g: Z -> C. Returns C (``last_hidden_state``) and normalised Z (``extract_features``)."""
+
+    def __init__(self, config: W2V2Config):
+        super().__init__(config)
+        self.feature_extractor = FeatureEncoder(
+            config.conv_dim,
+            config.conv_kernel,
+            config.conv_stride,
+            bias=config.conv_bias,
+            norm_mode=config.feat_extract_norm,
+            activation=config.feat_extract_activation,
+        )
+        self.feature_projection = FeatureProjection(config.conv_dim[-1], config.hidden_size, eps=config.layer_norm_eps, dropout=config.feat_proj_dropout)
+        # The learned vector that replaces masked frames (pretraining mask and SpecAugment).
+        self.masked_spec_embed = nn.Parameter(torch.empty(config.hidden_size))
+        self.encoder = Encoder(
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.num_attention_heads,
+            config.intermediate_size,
+            activation=config.hidden_act,
+            dropout=config.hidden_dropout,
+            attention_dropout=config.attention_dropout,
+            activation_dropout=config.activation_dropout,
+            eps=config.layer_norm_eps,
+            layer_norm_first=config.do_stable_layer_norm,
+            layerdrop=config.layerdrop,
+            pos_conv_kernel=config.num_conv_pos_embeddings,
+            pos_conv_groups=config.num_conv_pos_embedding_groups,
+            pos_conv_activation=config.feat_extract_activation,
+        )
+        self.post_init()
+
+    def freeze_feature_encoder(self):
+        """Stop training f: X -> Z (its parameters get no gradient)."""
+        self.feature_extractor.requires_grad_(False)
+
+    def _mask_hidden_states(self, hidden, mask_time_indices, frame_mask):
+        """Replace masked frames by ``masked_spec_embed``; in training, add SpecAugment.
+
+        hidden: (B, T, D). A given ``mask_time_indices`` (the pretraining mask) is always
+        applied (transformers skips it when ``apply_spec_augment`` is False); otherwise, in
+        training, time spans (``mask_time_*``) and channel spans (``mask_feature_*``) are drawn.
+        """
+        cfg = self.config
+        B, T, D = hidden.shape
+        if mask_time_indices is None and self.training and cfg.apply_spec_augment and cfg.mask_time_prob > 0:
+            mask_time_indices = compute_span_mask((B, T), cfg.mask_time_prob, cfg.mask_time_length, min_masks=cfg.mask_time_min_masks, attention_mask=frame_mask, device=hidden.device)
+        if mask_time_indices is not None:
+            hidden = torch.where(mask_time_indices[..., None], self.masked_spec_embed.to(hidden.dtype), hidden)
+        if self.training and cfg.apply_spec_augment and cfg.mask_feature_prob > 0:
+            channels = compute_span_mask((B, D), cfg.mask_feature_prob, cfg.mask_feature_length, min_masks=cfg.mask_feature_min_masks, device=hidden.device)
+            hidden = hidden.masked_fill(channels[:, None, :], 0.0)
+        return hidden
+
+    def forward(self, input_values, attention_mask=None, mask_time_indices=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        """input_values: (B, S) waveform; attention_mask: (B, S), 1 on real samples;
+        mask_time_indices: (B, T) bool frames to replace by the mask embedding."""
+        cfg = self.config
+        output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+
+        # f: X -> Z, with the gradient reaching it scaled by feature_grad_mult (0 = frozen).
+        if cfg.feature_grad_mult > 0:
+            z = grad_multiply(self.feature_extractor(input_values), cfg.feature_grad_mult)  # (B, C, T)
+        else:
+            with torch.no_grad():
+                z = self.feature_extractor(input_values)
+        z = z.transpose(1, 2)  # (B, T, C)
+        feature_penalty = z.float().pow(2).mean()
+
+        frame_mask = None
+        if attention_mask is not None:
+            frame_mask = self._get_feature_vector_attention_mask(z.shape[1], attention_mask)  # (B, T)
+        hidden, z_norm = self.feature_projection(z)  # (B, T, D), (B, T, C)
+        if mask_time_indices is not None:
+            mask_time_indices = mask_time_indices.bool()
+        hidden = self._mask_hidden_states(hidden, mask_time_indices, frame_mask)
+
+        # g: Z -> C
+        c, hidden_states, attentions = self.encoder(hidden, frame_mask, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        output = W2V2BaseModelOutput(last_hidden_state=c, extract_features=z_norm, hidden_states=hidden_states, attentions=attentions, feature_penalty=feature_penalty)
+        return self._outputs(output, return_dict)
+
+
+class W2V2ForPreTraining(W2V2PreTrainedModel):
+    """wav2vec 2.0 pretraining: mask spans of Z, predict the quantized Q at the masked frames
+    from the context C among K distractors (L_m), keep the codebooks in use (L_d), and keep
+    the encoder activations small (feature penalty)."""
+
+    def __init__(self, config: W2V2Config):
+        super().__init__(config)
+        self.wav2vec2 = W2V2Model(config)
+        self.dropout_features = nn.Dropout(config.feat_quantizer_dropout)
+        self.quantizer = GumbelVectorQuantizer(
+            config.conv_dim[-1],
+            config.num_codevector_groups,
+            config.num_codevectors_per_group,
+            config.codevector_dim,
+            temperature=config.gumbel_temperature,
+        )
+        self.project_hid = nn.Linear(config.hidden_size, config.proj_codevector_dim)
+        self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
+        self.post_init()
+
+    def set_gumbel_temperature(self, temperature: float):
+        """Set tau of the Gumbel softmax; it is stored in ``config.gumbel_temperature`` and saved."""
+        if temperature <= 0:
+            raise ValueError(f"temperature={temperature} must be positive.")
+        self.quantizer.temperature = float(temperature)
+        self.config.gumbel_temperature = float(temperature)
+
+    def gumbel_temperature_at(self, step: int) -> float:
+        """The paper's schedule: max(tau_min, tau_max * decay**step)."""
+        return self.config.gumbel_temperature_at(step)
+
+    def freeze_feature_encoder(self):
+        self.wav2vec2.freeze_feature_encoder()
+
+    def sample_masks(self, input_values, attention_mask=None, generator=None):
+        """Draw the pretraining mask (B, T) and distractor indices (B, T, K) for a batch, in torch
+        on the input's device, with the configuration's p*M, M, min_masks and K."""
+        cfg = self.config
+        frames = int(self._get_feat_extract_output_lengths(input_values.shape[-1]))
+        frame_mask = None if attention_mask is None else self._get_feature_vector_attention_mask(frames, attention_mask)
+        mask = compute_span_mask(
+            (input_values.shape[0], frames),
+            cfg.pretrain_mask_time_prob,
+            cfg.pretrain_mask_time_length,
+            min_masks=cfg.pretrain_mask_time_min_masks,
+            attention_mask=frame_mask,
+            generator=generator,
+            device=input_values.device,
+        )
+        return mask, sample_negatives(mask, cfg.num_negatives, generator=generator)
+
+    def forward(self, input_values, attention_mask=None, mask_time_indices=None, sampled_negative_indices=None, generator=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        """input_values: (B, S); mask_time_indices: (B, T) bool; sampled_negative_indices:
+        (B, T, K) indices into the flattened (B*T) frames. Masks and negatives not given are
+        sampled here (from ``generator`` if given)."""
+        cfg = self.config
+        if mask_time_indices is None:
+            mask_time_indices, sampled = self.sample_masks(input_values, attention_mask, generator)
+            sampled_negative_indices = sampled if sampled_negative_indices is None else sampled_negative_indices
+        mask = mask_time_indices.bool()  # (B, T)
+        if sampled_negative_indices is None:
+            sampled_negative_indices = sample_negatives(mask, cfg.num_negatives, generator=generator)
+
+        outputs = self.wav2vec2(input_values, attention_mask=attention_mask, mask_time_indices=mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
+
+        # 1. context vectors c_t, projected to the codevector space: (B, T, D)
+        c = self.project_hid(outputs.last_hidden_state)
+        # 2. targets q_t = Z -> Q of the unmasked features, projected: (B, T, D). Every frame is
+        #    quantized (transformers' output keeps all of them; fairseq quantizes only masked
+        #    frames), but only masked frames enter the loss and the perplexities.
+        quantized = self.quantizer(self.dropout_features(outputs.extract_features), mask)
+        q = self.project_q(quantized["q"].to(self.project_q.weight.dtype))
+        B, T, D = q.shape
+        # 3. K distractors per frame from other masked frames of the utterance: (K, B, T, D)
+        K = sampled_negative_indices.shape[-1]
+        negatives = q.reshape(B * T, D)[sampled_negative_indices.reshape(-1).long()].view(B, T, K, D).permute(2, 0, 1, 3)
+        # 4. logits sim(c_t, [q_t, q~]) / kappa: (K+1, B, T)
+        logits = contrastive_logits(c, q, negatives, cfg.contrastive_logits_temperature)
+        # 5. L_m, summed over the N masked frames, and accuracy
+        loss_m, accuracy = contrastive_loss(logits, mask)
+        # 6. L_d from the perplexity over masked frames. In training it is the softmax
+        #    (prob) perplexity as in the paper and fairseq; in eval transformers uses the hard
+        #    (code) perplexity, and so do we, so that validation figures agree with it.
+        num_codevectors = cfg.num_codevector_groups * cfg.num_codevectors_per_group
+        num_masked = mask.sum()
+        loss_d = diversity_loss(quantized["codevector_perplexity"], num_codevectors) * num_masked  # L_d * N, as transformers
+        # 7. L = (L_m + alpha * L_d * N + beta * penalty * N) / N, per masked frame
+        loss = (loss_m + cfg.diversity_loss_weight * loss_d) / num_masked.clamp(min=1) + cfg.feature_penalty_weight * outputs.feature_penalty
+
+        output = W2V2ForPreTrainingOutput(
+            loss=loss,
+            projected_states=c,
+            projected_quantized_states=q,
+            codevector_perplexity=quantized["codevector_perplexity"],
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            contrastive_loss=loss_m,
+            diversity_loss=loss_d,
+            feature_penalty=outputs.feature_penalty,
+            contrastive_accuracy=accuracy,
+            code_perplexity=quantized["code_perplexity"],
+            prob_perplexity=quantized["prob_perplexity"],
+            num_masked=num_masked,
+            mask_time_indices=mask,
+        )
+        return self._outputs(output, return_dict)
+
+
+class W2V2ForCTC(W2V2PreTrainedModel):
+    """W2V2Model with a linear head over the characters; trained with CTC, blank = pad token."""
+
+    def __init__(self, config: W2V2Config):
+        super().__init__(config)
+        if config.vocab_size is None:
+            raise ValueError("W2V2Config.vocab_size=None: a CTC head needs a vocabulary size; set it to len(tokenizer).")
+        self.wav2vec2 = W2V2Model(config)
+        self.dropout = nn.Dropout(config.final_dropout)
+        self.lm_head = nn.Linear(config.output_hidden_size, config.vocab_size)
+        self.post_init()
+
+    def freeze_feature_encoder(self):
+        """Stop training f: X -> Z (the paper fine-tunes with the feature encoder frozen)."""
+        self.wav2vec2.freeze_feature_encoder()
+
+    def freeze_base_model(self):
+        """Train only the CTC head."""
+        self.wav2vec2.requires_grad_(False)
+
+    def forward(self, input_values, attention_mask=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        """input_values: (B, S); labels: (B, U) character ids, padded with -100.
+
+        Returns ``logits`` (B, T, vocab) and, with labels, the CTC loss (log-softmax and loss in
+        fp32, reduction ``config.ctc_loss_reduction``, ``config.ctc_zero_infinity``).
+        """
+        cfg = self.config
+        if labels is not None and labels.numel() and labels.max() >= cfg.vocab_size:
+            raise ValueError(f"labels contain id {int(labels.max())} >= vocab_size={cfg.vocab_size}; build the model with vocab_size=len(tokenizer).")
+        outputs = self.wav2vec2(input_values, attention_mask=attention_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self.lm_head(self.dropout(outputs.last_hidden_state))  # (B, T, V)
+
+        loss = None
+        if labels is not None:
+            samples = attention_mask.long().sum(-1) if attention_mask is not None else torch.full((input_values.shape[0],), input_values.shape[-1], device=input_values.device)
+            input_lengths = self._get_feat_extract_output_lengths(samples).long()  # (B,)
+            targets_mask = (labels >= 0) & (labels != cfg.pad_token_id)  # (B, U)
+            log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32).transpose(0, 1)  # (T, B, V)
+            with torch.backends.cudnn.flags(enabled=False):
+                loss = F.ctc_loss(
+                    log_probs,
+                    labels.masked_select(targets_mask),
+                    input_lengths,
+                    targets_mask.sum(-1),
+                    blank=cfg.pad_token_id,
+                    reduction=cfg.ctc_loss_reduction,
+                    zero_infinity=cfg.ctc_zero_infinity,
+                )
+        output = CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        return self._outputs(output, return_dict)

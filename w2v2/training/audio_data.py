@@ -1,0 +1,324 @@
+"""Unlabeled audio for pretraining: loading, decoding, random crops and budgeted batches.
+
+* :func:`load_audio_dataset` opens any datasets audio source: an ``audiofolder`` directory,
+  a directory written by ``save_to_disk``, or a Hub dataset; map-style or streaming. The audio
+  column is read undecoded so that one bad file costs one example, not the run.
+* :class:`AudioBatches` turns it into batches by an audio budget (seconds per batch) with
+  length bucketing. Durations come from a metadata column when there is one (for map-style
+  data without it, from the file headers: no decoding pass). The order is a pure function of
+  ``(seed, epoch)``, so a resumed run skips the batches it has seen and continues exactly.
+
+Batches follow fairseq's ``audio_pretraining`` task: each clip is randomly cropped to at most
+``max_sample_size`` samples, clips under ``min_sample_size`` are skipped, and a batch is cut to
+its shortest clip (no padding, which would change group-norm encoders, transformers#21534),
+unless ``pad=True`` (layer-norm encoders), which pads to the longest and returns an attention mask.
+
+Under several processes a map-style batch plan is global (``batch_seconds * num_processes``)
+and each process takes every ``num_processes``-th clip of it, so N processes see the same
+global batches as one; a streaming source is sharded with ``split_dataset_by_node`` instead
+and ``batch_seconds`` is per process.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["AudioBatch", "AudioBatches", "decode_audio", "load_audio_dataset", "plan_batches"]
+
+logger = logging.getLogger(__name__)
+
+SAMPLING_RATE = 16_000  # Hz, what every wav2vec 2.0 recipe expects
+
+
+def load_audio_dataset(
+    source: str | os.PathLike,
+    *,
+    split: str = "train",
+    config_name: str | None = None,
+    streaming: bool = False,
+    audio_column: str = "audio",
+):
+    """Open ``source`` with its audio column undecoded (``{"path", "bytes"}`` dicts).
+
+    ``source`` is an audiofolder directory (with or without split sub-folders), a directory
+    written by ``Dataset.save_to_disk``/``DatasetDict.save_to_disk``, or a Hub dataset name.
+    Returns a ``datasets.Dataset``, or an ``IterableDataset`` when ``streaming``.
+    """
+    from datasets import Audio, load_dataset, load_from_disk
+
+    path = Path(source)
+    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+        ds = load_from_disk(str(path))
+        if (path / "dataset_dict.json").exists():
+            if split not in ds:
+                raise ValueError(f"split={split!r} is not in the saved dataset {path} (it has {list(ds)}); pass one of those.")
+            ds = ds[split]
+        if streaming:
+            ds = ds.to_iterable_dataset(num_shards=max(1, min(64, len(ds))))
+    elif path.is_dir():
+        ds = load_dataset("audiofolder", data_dir=str(path), split=split, streaming=streaming)
+    else:
+        ds = load_dataset(str(source), config_name, split=split, streaming=streaming)
+    if audio_column not in (ds.column_names or []):
+        raise ValueError(
+            f"audio_column={audio_column!r} is not a column of {source} (columns: {ds.column_names}); "
+            "pass the name of its audio column."
+        )
+    return ds.cast_column(audio_column, Audio(decode=False))
+
+
+def decode_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """Decode one undecoded audio cell (``{"path", "bytes"}``) to float32 mono at ``sampling_rate``.
+
+    Tries soundfile first, then torchcodec (mp3, m4a...). Raises ``RuntimeError`` when neither
+    can read it; :class:`AudioBatches` counts and skips those.
+    """
+    import soundfile as sf
+
+    data, path = value.get("bytes"), value.get("path")
+    source = io.BytesIO(data) if data else path
+    try:
+        audio, sr = sf.read(source, dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)  # (samples,)
+    except Exception as sf_error:  # noqa: BLE001  (any decoder failure means "corrupt")
+        try:
+            from torchcodec.decoders import AudioDecoder
+
+            samples = AudioDecoder(data if data else path).get_all_samples()
+            audio, sr = samples.data.mean(0).numpy().astype(np.float32), samples.sample_rate
+        except Exception as tc_error:  # noqa: BLE001
+            raise RuntimeError(f"cannot decode {path or '<bytes>'}: {sf_error}; {tc_error}") from tc_error
+    if sr != sampling_rate:
+        import soxr
+
+        audio = soxr.resample(audio, sr, sampling_rate).astype(np.float32)
+    return audio
+
+
+def _header_seconds(value: dict) -> float:
+    """Duration from the file header only (0.0 when unreadable, so the clip is skipped)."""
+    import soundfile as sf
+
+    try:
+        data, path = value.get("bytes"), value.get("path")
+        return float(sf.info(io.BytesIO(data) if data else path).duration)
+    except Exception:  # noqa: BLE001
+        return 0.0
+
+
+def plan_batches(
+    durations: Sequence[float],
+    *,
+    batch_seconds: float,
+    max_seconds: float,
+    max_batch_size: int | None,
+    rng: np.random.Generator,
+) -> list[list[int]]:
+    """Group positions ``0..len(durations)-1`` into batches of at most ``batch_seconds`` of audio.
+
+    Sorts by duration (length bucketing), so a batch holds clips of similar length and little
+    is lost to cropping or padding; a batch costs ``size * min(max_seconds, longest)`` seconds.
+    Returns the batches in an order shuffled by ``rng``.
+    """
+    order = sorted(range(len(durations)), key=lambda i: -durations[i])
+    batches, current = [], []
+    for i in order:
+        longest = min(max_seconds, durations[current[0]] if current else durations[i])
+        full = max_batch_size is not None and len(current) >= max_batch_size
+        if current and (full or (len(current) + 1) * longest > batch_seconds):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return [batches[j] for j in rng.permutation(len(batches))]
+
+
+@dataclass
+class AudioBatch:
+    """One process's share of a batch.
+
+    input_values: ``(batch, samples)`` float32; attention_mask: ``(batch, samples)`` long or None
+    (None when the batch is cut to its shortest clip); seconds: audio in this share;
+    keys: ``(epoch, batch, slot)`` of each clip, stable across process counts (seed masks with it).
+    """
+
+    input_values: torch.Tensor
+    attention_mask: torch.Tensor | None
+    seconds: float
+    keys: list[tuple[int, int, int]]
+
+
+class AudioBatches:
+    """Deterministic, budgeted, length-bucketed batches of randomly cropped clips.
+
+    Iterate one epoch with ``batches.epoch(e, skip=k)``; the k batches skipped are those a
+    checkpoint has already consumed. ``corrupt`` and ``too_short`` count the clips dropped.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        *,
+        batch_seconds: float,
+        max_sample_size: int,
+        min_sample_size: int = 0,
+        max_batch_size: int | None = None,
+        bucket_size: int = 2000,
+        seed: int = 0,
+        normalize: bool = False,
+        pad: bool = False,
+        sampling_rate: int = SAMPLING_RATE,
+        audio_column: str = "audio",
+        duration_column: str | None = "duration",
+        num_processes: int = 1,
+        process_index: int = 0,
+    ):
+        if batch_seconds * sampling_rate < min_sample_size:
+            raise ValueError(
+                f"batch_seconds={batch_seconds} holds less than one clip of min_sample_size={min_sample_size} "
+                "samples; raise batch_seconds."
+            )
+        if max_sample_size < max(min_sample_size, 1):
+            raise ValueError(f"max_sample_size={max_sample_size} is below min_sample_size={min_sample_size}; raise it.")
+        self.streaming = not hasattr(dataset, "__len__")
+        self.num_processes, self.process_index = num_processes, process_index
+        if self.streaming and num_processes > 1:
+            from datasets.distributed import split_dataset_by_node
+
+            dataset = split_dataset_by_node(dataset, rank=process_index, world_size=num_processes)
+        self.dataset = dataset
+        # Map-style plans are global and split across processes; streaming plans are per process.
+        self.budget = batch_seconds * (1 if self.streaming else num_processes)
+        self.max_sample_size, self.min_sample_size = max_sample_size, min_sample_size
+        self.max_batch_size = None if max_batch_size is None else max_batch_size * (1 if self.streaming else num_processes)
+        self.bucket_size, self.seed = bucket_size, seed
+        self.normalize, self.pad, self.sampling_rate = normalize, pad, sampling_rate
+        self.audio_column, self.duration_column = audio_column, duration_column
+        self.corrupt = 0
+        self.too_short = 0
+        self._durations = None if self.streaming else self._map_durations()
+
+    # ---- durations -------------------------------------------------------------------
+    def _map_durations(self) -> list[float]:
+        if self.duration_column and self.duration_column in self.dataset.column_names:
+            return [float(d) for d in self.dataset[self.duration_column]]
+        logger.info("no %r column: reading %d file headers for durations", self.duration_column, len(self.dataset))
+        return [_header_seconds(v) for v in self.dataset[self.audio_column]]
+
+    @property
+    def hours(self) -> float | None:
+        """Hours of audio in the (map-style) dataset, None when streaming."""
+        return None if self._durations is None else sum(self._durations) / 3600.0
+
+    def _rng(self, *key: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, *key])
+
+    # ---- batches ---------------------------------------------------------------------
+    def _planned(self, epoch: int) -> Iterator[list[tuple[dict, float]]]:
+        """Yield the global batches of ``epoch`` as lists of (example, duration), undecoded."""
+        min_seconds = self.min_sample_size / self.sampling_rate
+        max_seconds = self.max_sample_size / self.sampling_rate
+        if self.streaming:
+            stream = self.dataset.shuffle(seed=self.seed, buffer_size=self.bucket_size)
+            stream.set_epoch(epoch)
+            buffer, chunk = [], 0
+            for example in stream:
+                duration = self._stream_duration(example)
+                if duration < min_seconds:
+                    self.too_short += 1
+                    continue
+                buffer.append((example, duration))
+                if len(buffer) == self.bucket_size:
+                    yield from self._plan_chunk(buffer, epoch, chunk, max_seconds)
+                    buffer, chunk = [], chunk + 1
+            if buffer:
+                yield from self._plan_chunk(buffer, epoch, chunk, max_seconds)
+            return
+        keep = [i for i, d in enumerate(self._durations) if d >= min_seconds]
+        self.too_short = len(self._durations) - len(keep)
+        order = self._rng(epoch).permutation(len(keep))
+        for chunk, start in enumerate(range(0, len(order), self.bucket_size)):
+            members = [keep[j] for j in order[start : start + self.bucket_size]]
+            rng = self._rng(epoch, chunk)
+            plan = plan_batches([self._durations[i] for i in members], batch_seconds=self.budget,
+                                max_seconds=max_seconds, max_batch_size=self.max_batch_size, rng=rng)
+            for batch in plan:
+                yield [(members[j], self._durations[members[j]]) for j in batch]
+
+    def _plan_chunk(self, buffer, epoch, chunk, max_seconds):
+        plan = plan_batches([d for _, d in buffer], batch_seconds=self.budget, max_seconds=max_seconds,
+                            max_batch_size=self.max_batch_size, rng=self._rng(epoch, chunk))
+        for batch in plan:
+            yield [buffer[j] for j in batch]
+
+    def _stream_duration(self, example: dict) -> float:
+        if self.duration_column and example.get(self.duration_column) is not None:
+            return float(example[self.duration_column])
+        try:  # no metadata: decode now and keep the samples for later
+            example["_audio"] = decode_audio(example[self.audio_column], self.sampling_rate)
+        except RuntimeError as error:
+            self._count_corrupt(error)
+            return -1.0
+        return len(example["_audio"]) / self.sampling_rate
+
+    def _count_corrupt(self, error: Exception) -> None:
+        self.corrupt += 1
+        logger.warning("skipping corrupt audio (%d so far): %s", self.corrupt, error)
+
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[AudioBatch | None]:
+        """Batches of ``epoch`` after the first ``skip``; None for a batch whose clips all failed."""
+        for b, members in enumerate(self._planned(epoch)):
+            if b < skip:
+                continue
+            yield self._materialize(members, epoch, b)
+
+    def _materialize(self, members, epoch: int, b: int) -> AudioBatch | None:
+        # Crop targets and offsets are drawn for the whole global batch, so they do not
+        # depend on how many processes share it.
+        rng = self._rng(epoch, b, 1)
+        lengths = [min(self.max_sample_size, int(d * self.sampling_rate)) for _, d in members]
+        target = min(lengths)
+        offsets = rng.random(len(members))
+        clips, keys = [], []
+        for slot in range(self.process_index if not self.streaming else 0, len(members),
+                          1 if self.streaming else self.num_processes):
+            item, _ = members[slot]
+            example = self.dataset[item] if not self.streaming else item
+            audio = example.get("_audio")
+            if audio is None:
+                try:
+                    audio = decode_audio(example[self.audio_column], self.sampling_rate)
+                except RuntimeError as error:
+                    self._count_corrupt(error)
+                    continue
+            if len(audio) < self.min_sample_size or len(audio) == 0:
+                self.too_short += 1
+                continue
+            if self.normalize:  # per utterance, before cropping (fairseq's task.normalize)
+                audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-5)
+            length = min(len(audio), lengths[slot] if self.pad else target)
+            start = int(offsets[slot] * (len(audio) - length + 1))
+            clips.append(audio[start : start + length])
+            keys.append((epoch, b, slot))
+        if not clips:
+            return None
+        if not self.pad:
+            shortest = min(len(c) for c in clips)  # metadata may overstate a duration
+            clips = [c[:shortest] for c in clips]
+        longest = max(len(c) for c in clips)
+        values = torch.zeros(len(clips), longest)
+        mask = torch.zeros(len(clips), longest, dtype=torch.long)
+        for i, clip in enumerate(clips):
+            values[i, : len(clip)] = torch.from_numpy(np.ascontiguousarray(clip))
+            mask[i, : len(clip)] = 1
+        seconds = float(mask.sum()) / self.sampling_rate
+        return AudioBatch(values, mask if self.pad else None, seconds, keys)

@@ -1,0 +1,110 @@
+"""Atomic, rotating checkpoints for Accelerate training loops.
+
+A checkpoint is written by ``accelerator.save_state`` into ``checkpoints/.tmp-checkpoint-<step>``;
+the main process then adds ``trainer_state.json`` (step, data position, temperature, counters),
+flushes every file to disk, writes the completion marker last and renames the directory to
+``checkpoints/checkpoint-<step>``. A rename is atomic, so a crash at any moment (SIGKILL, power)
+leaves either the previous checkpoints or the new, complete one; :func:`latest_checkpoint`
+trusts only directories with the marker. The oldest complete checkpoints beyond ``keep_last``
+are deleted after the rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+__all__ = ["COMPLETE_MARKER", "latest_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
+
+COMPLETE_MARKER = "checkpoint_complete.json"
+STATE_FILE = "trainer_state.json"
+_PREFIX, _TMP = "checkpoint-", ".tmp-checkpoint-"
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def complete_checkpoints(root: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints under ``root`` (the ``checkpoints`` directory), oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith(_PREFIX) and (p / COMPLETE_MARKER).is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(_PREFIX) :]))
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint of a run in ``output_dir``, or None."""
+    found = complete_checkpoints(Path(output_dir) / "checkpoints")
+    return found[-1] if found else None
+
+
+def remove_incomplete(output_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temporary directories left by interrupted saves (call on the main process)."""
+    root = Path(output_dir) / "checkpoints"
+    stale = [p for p in root.iterdir() if p.name.startswith(_TMP)] if root.is_dir() else []
+    stale += [p for p in root.iterdir() if p.name.startswith(_PREFIX) and not (p / COMPLETE_MARKER).is_file()] if root.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state: dict, *, keep_last: int) -> Path:
+    """Save model, optimizer, scheduler, scaler and RNG states plus ``state`` for update ``step``.
+
+    Every process must call it (``save_state`` stores one RNG file per process). Returns the
+    final directory. ``keep_last`` <= 0 keeps every checkpoint.
+    """
+    root = Path(output_dir) / "checkpoints"
+    final, tmp = root / f"{_PREFIX}{step:08d}", root / f"{_TMP}{step:08d}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _write_json(tmp / STATE_FILE, {"step": step, **state})
+        _fsync_tree(tmp)
+        _write_json(tmp / COMPLETE_MARKER, {"step": step})
+        _fsync_dir(tmp)
+        if final.exists():  # the same update saved before a crash: replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)  # atomic: from here on the checkpoint exists, complete
+        _fsync_dir(root)
+        if keep_last > 0:
+            for old in complete_checkpoints(root)[:-keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(accelerator, checkpoint: str | os.PathLike) -> dict:
+    """Restore everything ``save_checkpoint`` stored; returns its ``state`` (with ``step``)."""
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / COMPLETE_MARKER).is_file():
+        raise ValueError(f"{checkpoint} has no {COMPLETE_MARKER}: it is incomplete; resume from latest_checkpoint().")
+    accelerator.load_state(str(checkpoint))
+    return json.loads((checkpoint / STATE_FILE).read_text())

@@ -1,0 +1,62 @@
+"""Training curves as one PNG: a grid of panels, one metric each, with reference lines.
+
+Uses matplotlib's object API (``Figure`` + Agg canvas), so it never touches pyplot's global
+state or the backend of the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["plot_curves"]
+
+
+def plot_curves(
+    history: Sequence[Mapping[str, float]],
+    path: str | os.PathLike,
+    *,
+    panels: Sequence[str | tuple[str, str]],
+    x: str = "step",
+    references: Mapping[str, Sequence[tuple[float, str]]] | None = None,
+    log_scale: Sequence[str] = (),
+    title: str = "",
+    columns: int = 3,
+) -> Path:
+    """Plot ``history`` (one dict of metrics per logged step) to ``path`` and return it.
+
+    panels: metric keys, or ``(key, label)`` pairs; a key absent from every record is skipped.
+    references: horizontal lines per key, ``{"contrastive_accuracy": [(0.05, "chance")]}``.
+    log_scale: keys drawn on a log y axis.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [(p, p) if isinstance(p, str) else tuple(p) for p in panels]
+    panels = [(k, label) for k, label in panels if any(k in r for r in history)]
+    if not panels:
+        raise ValueError(f"none of the panels is in the history (its keys: {sorted({k for r in history for k in r})}).")
+    references = references or {}
+    rows = -(-len(panels) // columns)
+    fig = Figure(figsize=(4.2 * min(columns, len(panels)), 2.8 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    for n, (key, label) in enumerate(panels):
+        ax = fig.add_subplot(rows, min(columns, len(panels)), n + 1)
+        points = [(r[x], r[key]) for r in history if key in r and x in r]
+        ax.plot([p[0] for p in points], [p[1] for p in points], lw=1.2)
+        for value, name in references.get(key, ()):
+            ax.axhline(value, color="grey", ls="--", lw=0.8)
+            ax.annotate(name, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7, color="grey", va="bottom")
+        if key in log_scale:
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(x, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path
