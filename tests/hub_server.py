@@ -337,14 +337,15 @@ class _Handler(BaseHTTPRequestHandler):
         user = self._user(required=True)
         namespace = payload.get("organization") or user
         if namespace != user:
-            raise HubError(403, f"You don't have the rights to create a {payload.get('type') or 'model'} under the namespace {namespace}")
+            raise HubError(403, f"You don't have the rights to create a repo under the namespace {namespace}")
         repo_type, repo_id = payload.get("type") or "model", f"{namespace}/{payload['name']}"
         url = f"{self.hub.url}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
         key = f"{repo_type}:{repo_id}"
         if key in self.hub.store.repos:
             return self._json({"error": "You already created this repo", "url": url}, 409)
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
-        repo = {"type": repo_type, "id": repo_id, "owner": user, "private": private, "created": _now(), "heads": {}, "tags": {}, "commits": {}}  # fmt: skip
+        repo = {"type": repo_type, "id": repo_id, "owner": user, "private": private, "created": _now(),
+                "heads": {}, "tags": {}, "commits": {}}  # fmt: skip
         attributes = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in self.hub.lfs_patterns).encode()
         tree = {".gitattributes": {"oid": self.hub.store.put_blob(attributes), "size": len(attributes), "lfs": None}}
         self.hub.store.repos[key] = repo
@@ -426,7 +427,8 @@ class _Handler(BaseHTTPRequestHandler):
         history = []
         while sha is not None:
             c = repo["commits"][sha]
-            history.append({"id": sha, "title": c["title"], "message": c["message"], "date": c["date"], "authors": [{"user": c["author"]}]})  # fmt: skip
+            history.append({"id": sha, "title": c["title"], "message": c["message"], "date": c["date"],
+                            "authors": [{"user": c["author"]}]})  # fmt: skip
             sha = c["parent"]
         return history
 
@@ -465,9 +467,11 @@ class _Handler(BaseHTTPRequestHandler):
             mode = self.hub.upload_mode(item["path"], item["size"], tree)
             entry, oid = tree.get(item["path"]), None
             if entry is not None:  # the oid the client compares with its own to skip unchanged files
-                same_mode = bool(entry["lfs"]) == (mode == "lfs")
-                data = None if same_mode else self.hub.store.entry_path(entry).read_bytes()
-                oid = (entry["lfs"] if same_mode else hashlib.sha256(data).hexdigest()) if mode == "lfs" else (entry["oid"] if same_mode else git_sha1(data))
+                if bool(entry["lfs"]) == (mode == "lfs"):  # sha256 for LFS files, git sha1 for regular ones
+                    oid = entry["lfs"] or entry["oid"]
+                else:  # stored the other way: hash the content as the client will
+                    data = self.hub.store.entry_path(entry).read_bytes()
+                    oid = hashlib.sha256(data).hexdigest() if mode == "lfs" else git_sha1(data)
             files.append({"path": item["path"], "uploadMode": mode, "shouldIgnore": False, "oid": oid})
         return self._json({"files": files, "commitOid": repo["heads"][branch]})
 

@@ -391,6 +391,7 @@ def test_push_and_load_models_processor_and_transformers_export(hub_server, tmp_
 
     # Stock transformers, w2v2 not importable, transcribes like the w2v2 model.
     heard = run_client(hub_server, PIPELINE, tmp_path, token=alice, with_w2v2=False)
+    assert refs["text"]  # the tiny random model says something, so equal texts mean something
     assert heard == {"text": refs["text"], "model": "Wav2Vec2ForCTC", "w2v2_imported": False}
 
 

@@ -84,7 +84,7 @@ def vocab_file(tmp_path):
     "settings, call",
     [
         ({"do_normalize": True, "return_attention_mask": True}, {"padding": True}),
-        ({"do_normalize": True, "return_attention_mask": False}, {"padding": True}),
+        ({"do_normalize": True, "return_attention_mask": False}, {"padding": False}),  # one utterance, see below
         ({"do_normalize": False, "return_attention_mask": True}, {"padding": "max_length", "max_length": 2500}),
         ({"do_normalize": True, "return_attention_mask": True}, {"padding": True, "pad_to_multiple_of": 512}),
         ({"do_normalize": True, "return_attention_mask": True}, {"padding": "max_length", "max_length": 900, "truncation": True}),
@@ -93,6 +93,7 @@ def vocab_file(tmp_path):
 )
 def test_feature_extractor_matches_transformers(settings, call, speech):
     batch = [speech[:2000], _noise(1200, seed=1) + 0.3, _noise(1777, seed=2).astype(np.float64)]
+    batch = batch if call["padding"] else batch[:1]
     ours = W2V2FeatureExtractor(**settings)(batch, sampling_rate=SR, return_tensors="np", **call)
     theirs = Wav2Vec2FeatureExtractor(**settings)(batch, sampling_rate=SR, return_tensors="np", **call)
     assert set(ours) == set(theirs)
@@ -112,6 +113,17 @@ def test_normalisation_ignores_padding():
     assert np.all(batch["input_values"][0, 800:] == 0.0)
     assert abs(alone.mean()) < 1e-5 and abs(alone.std() - 1.0) < 1e-3
     assert batch["attention_mask"].sum(1).tolist() == [800, 1600]
+
+
+def test_unmasked_normalisation_skips_padding_unlike_transformers():
+    """Without a mask transformers normalises over the padded batch; we never count padding."""
+    short, long = _noise(800, seed=3) + 2.0, _noise(1600, seed=4)
+    ours = W2V2FeatureExtractor()([short, long], sampling_rate=SR, return_tensors="np")["input_values"]
+    theirs = Wav2Vec2FeatureExtractor()([short, long], sampling_rate=SR, padding=True, return_tensors="np")
+    alone = W2V2FeatureExtractor()(short, sampling_rate=SR, return_tensors="np")["input_values"][0]
+    np.testing.assert_allclose(ours[0, :800], alone, atol=1e-6)
+    assert np.abs(theirs["input_values"][0, :800] - alone).max() > 0.1
+    np.testing.assert_allclose(ours[1], theirs["input_values"][1], atol=1e-6)  # the longest item has no padding
 
 
 def test_input_forms_agree():
@@ -157,7 +169,7 @@ def test_resample_uses_soxr(speech):
 
 BAD_INPUTS = [
     # (audio, call kwargs, error, message fragment)
-    (np.zeros((500, 2), np.float32), {}, ValueError, "has 2 channels .*mono='mean'"),  # a 2-D array is a batch
+    (np.zeros((500, 2), np.float32), {}, ValueError, r"shape \(500, 2\) is read as \(batch, samples\).*\[audio\]"),
     ([np.zeros((2, 500), np.float32)], {}, ValueError, r"2 channels \(shape \(2, 500\)\).*mono='mean'"),
     ([np.zeros(0, np.float32)], {}, ValueError, "item 0 is empty"),
     ([], {}, ValueError, "empty list"),
@@ -396,8 +408,11 @@ def test_tokenizer_files_round_trip_with_transformers(tmp_path, vocab_file):
     assert type(again) is W2V2CTCTokenizer
     assert (again.word_delimiter_token, again.case_folding, len(again)) == ("#", "upper", len(ours))
     assert again("good morning").input_ids == ours("GOOD MORNING").input_ids
-    in_transformers = Wav2Vec2CTCTokenizer.from_pretrained(tmp_path / "ours")
-    assert in_transformers("GOOD MORNING").input_ids == ours("GOOD MORNING").input_ids
+    plain = W2V2CTCTokenizer.from_texts(TEXTS)  # transformers reloads only the default "|" delimiter
+    plain.save_pretrained(tmp_path / "plain")
+    in_transformers = Wav2Vec2CTCTokenizer.from_pretrained(tmp_path / "plain")
+    assert in_transformers("GOOD MORNING").input_ids == plain("GOOD MORNING").input_ids
+    assert len(in_transformers) == len(plain)
 
 
 # ---- processor ----------------------------------------------------------------------

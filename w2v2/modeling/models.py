@@ -165,6 +165,9 @@ class W2V2Model(W2V2PreTrainedModel):
             pos_conv_activation=config.feat_extract_activation,
         )
         self.post_init()
+        if config.feature_grad_mult == 0:
+            # No gradient reaches f at all: mark it frozen so that DDP does not wait for it.
+            self.freeze_feature_encoder()
 
     def freeze_feature_encoder(self):
         """Stop training f: X -> Z (its parameters get no gradient)."""

@@ -143,6 +143,13 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
             raise TypeError(f"W2V2FeatureExtractor got unexpected arguments {sorted(kwargs)}.")
         if mono not in _MONO_MODES:
             raise ValueError(f"mono={mono!r} is not supported; use None (refuse multi-channel audio) or 'mean'.")
+        if isinstance(raw_speech, (np.ndarray, torch.Tensor)) and raw_speech.ndim == 2:
+            if raw_speech.shape[1] < self.min_samples:
+                raise ValueError(
+                    f"raw_speech of shape {tuple(raw_speech.shape)} is read as (batch, samples), which makes "
+                    f"utterances of {raw_speech.shape[1]} samples. For one multi-channel recording pass [audio] "
+                    "(a list) with mono='mean'."
+                )
         batch = [
             self._prepare_one(item, index, sampling_rate, resample, mono)
             for index, item in enumerate(_split_batch(raw_speech))

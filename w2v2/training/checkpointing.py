@@ -1,9 +1,9 @@
 """Atomic, rotating checkpoints for Accelerate training loops.
 
-A checkpoint is written by ``accelerator.save_state`` into ``checkpoints/.tmp-checkpoint-<step>``;
+A checkpoint is written by ``accelerator.save_state`` into ``<output_dir>/.tmp-checkpoint-<step>``;
 the main process then adds ``trainer_state.json`` (step, data position, temperature, counters),
 flushes every file to disk, writes the completion marker last and renames the directory to
-``checkpoints/checkpoint-<step>``. A rename is atomic, so a crash at any moment (SIGKILL, power)
+``<output_dir>/checkpoint-<step>`` (the Trainer's naming, which Hub uploads leave out). A rename is atomic, so a crash at any moment (SIGKILL, power)
 leaves either the previous checkpoints or the new, complete one; :func:`latest_checkpoint`
 trusts only directories with the marker. The oldest complete checkpoints beyond ``keep_last``
 are deleted after the rename.
@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["COMPLETE_MARKER", "latest_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
+__all__ = ["COMPLETE_MARKER", "complete_checkpoints", "latest_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
 
 COMPLETE_MARKER = "checkpoint_complete.json"
 STATE_FILE = "trainer_state.json"
@@ -47,7 +47,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def complete_checkpoints(root: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints under ``root`` (the ``checkpoints`` directory), oldest first."""
+    """Complete checkpoints in the run directory ``root``, oldest first."""
     root = Path(root)
     if not root.is_dir():
         return []
@@ -57,13 +57,13 @@ def complete_checkpoints(root: str | os.PathLike) -> list[Path]:
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint of a run in ``output_dir``, or None."""
-    found = complete_checkpoints(Path(output_dir) / "checkpoints")
+    found = complete_checkpoints(output_dir)
     return found[-1] if found else None
 
 
 def remove_incomplete(output_dir: str | os.PathLike) -> list[Path]:
     """Delete the temporary directories left by interrupted saves (call on the main process)."""
-    root = Path(output_dir) / "checkpoints"
+    root = Path(output_dir)
     stale = [p for p in root.iterdir() if p.name.startswith(_TMP)] if root.is_dir() else []
     stale += [p for p in root.iterdir() if p.name.startswith(_PREFIX) and not (p / COMPLETE_MARKER).is_file()] if root.is_dir() else []
     for path in stale:
@@ -77,7 +77,7 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
     Every process must call it (``save_state`` stores one RNG file per process). Returns the
     final directory. ``keep_last`` <= 0 keeps every checkpoint.
     """
-    root = Path(output_dir) / "checkpoints"
+    root = Path(output_dir)
     final, tmp = root / f"{_PREFIX}{step:08d}", root / f"{_TMP}{step:08d}"
     if accelerator.is_main_process:
         root.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,52 @@
+"""Shared by the fine-tuning and transcription tests: a few spoken utterances and a tiny recognizer."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from w2v2.data.tts import SAMPLE_RATE, Voice, synthesize
+
+# Short, distinct utterances: enough for a tiny model to memorise in a few seconds of CPU.
+UTTERANCES = ("HELLO WORLD", "GOOD MORNING", "BLUE SKY", "YES")
+VOICE = Voice("espeak-ng", "en-us")
+
+
+def write_audiofolder(root: Path, texts=UTTERANCES, split: str = "train") -> Path:
+    """``root/split/`` with one FLAC per text and metadata.csv (file_name, transcription, duration)."""
+    folder = root / split
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, text in enumerate(texts):
+        audio = synthesize(VOICE, text, rate=1.3, pitch=1.0)
+        name = f"utt{i}.flac"
+        sf.write(folder / name, audio, SAMPLE_RATE)
+        rows.append({"file_name": name, "transcription": text, "duration": len(audio) / SAMPLE_RATE})
+    with open(folder / "metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def long_recording(path: Path, seconds: float, texts=UTTERANCES, gap_s: float = 0.4) -> list[str]:
+    """Write ``seconds`` of the utterances read one after another (with pauses) to a FLAC file.
+
+    Written block by block, so the test process never holds the whole signal. Returns the
+    words spoken, in order.
+    """
+    clips = [synthesize(VOICE, t, rate=1.3, pitch=1.0) for t in texts]
+    gap = np.zeros(int(gap_s * SAMPLE_RATE), dtype=np.float32)
+    target, written, words, i = int(seconds * SAMPLE_RATE), 0, [], 0
+    with sf.SoundFile(path, "w", samplerate=SAMPLE_RATE, channels=1, format="FLAC") as f:
+        while written < target:
+            block = np.concatenate([clips[i % len(clips)], gap])[: target - written]
+            f.write(block)
+            written += len(block)
+            if len(block) == len(clips[i % len(clips)]) + len(gap):
+                words += texts[i % len(texts)].split()
+            i += 1
+    return words

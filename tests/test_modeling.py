@@ -1,0 +1,216 @@
+"""Unit tests of the w2v2 models on tiny configurations."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModel, AutoModelForCTC, AutoModelForPreTraining
+
+from w2v2 import W2V2Config, W2V2ForCTC, W2V2ForPreTraining, W2V2Model
+
+
+def _batch(seed=0, batch=2, samples=16000):
+    return 0.1 * torch.randn(batch, samples, generator=torch.Generator().manual_seed(seed))
+
+
+def test_gradient_step_decreases_pretraining_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = W2V2ForPreTraining(W2V2Config.tiny()).train()
+    x = _batch()
+    mask, negatives = model.sample_masks(x, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss():
+        torch.manual_seed(1)  # same Gumbel noise each time
+        return model(x, mask_time_indices=mask, sampled_negative_indices=negatives).loss
+
+    before = loss()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = loss()
+    assert after.item() < before.item()
+
+
+def _encoder_grads(feature_grad_mult):
+    torch.manual_seed(0)
+    model = W2V2ForPreTraining(W2V2Config.tiny(feature_grad_mult=feature_grad_mult))
+    x = _batch()
+    mask, negatives = model.sample_masks(x, generator=torch.Generator().manual_seed(0))
+    model.eval()  # deterministic quantizer, so both runs compute the same function
+    model(x, mask_time_indices=mask, sampled_negative_indices=negatives).loss.backward()
+    return [p.grad for p in model.wav2vec2.feature_extractor.parameters()], model
+
+
+def test_feature_grad_mult_scales_the_encoder_gradient_exactly():
+    full, model_full = _encoder_grads(1.0)
+    scaled, model_scaled = _encoder_grads(0.1)
+    for a, b in zip(full, scaled):
+        torch.testing.assert_close(b, 0.1 * a, rtol=1e-5, atol=1e-9)
+    # Only the encoder is scaled: the Transformer's gradients are identical.
+    for (name, p), q in zip(model_full.wav2vec2.encoder.named_parameters(), model_scaled.wav2vec2.encoder.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_feature_grad_mult_zero_freezes_the_encoder():
+    grads, model = _encoder_grads(0.0)
+    assert all(g is None for g in grads)
+    assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())
+
+
+def test_outputs_report_the_fairseq_figures():
+    torch.manual_seed(0)
+    config = W2V2Config.tiny(feature_penalty_weight=10.0)
+    model = W2V2ForPreTraining(config).train()
+    out = model(_batch())
+    G, V = config.num_codevector_groups, config.num_codevectors_per_group
+    assert 0.0 <= out.contrastive_accuracy <= 1.0
+    assert G <= out.code_perplexity <= G * V and G <= out.prob_perplexity <= G * V
+    n = out.num_masked
+    assert n == out.mask_time_indices.sum() and n > 0
+    expected = (out.contrastive_loss + config.diversity_loss_weight * out.diversity_loss) / n + 10.0 * out.feature_penalty
+    torch.testing.assert_close(out.loss, expected)
+    # A fresh model guesses: L_m per frame is near ln(K + 1).
+    assert abs(out.contrastive_loss.item() / n.item() - torch.log(torch.tensor(config.num_negatives + 1.0)).item()) < 1.0
+
+
+def test_masks_are_reproducible_from_a_generator_on_the_input_device():
+    model = W2V2ForPreTraining(W2V2Config.tiny()).eval()
+    x = _batch()
+    a = model(x, generator=torch.Generator().manual_seed(5))
+    b = model(x, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a.mask_time_indices, b.mask_time_indices)
+    assert a.loss.item() == b.loss.item()
+
+
+def test_save_and_load_through_auto_classes_keeps_outputs_and_temperature(tmp_path):
+    torch.manual_seed(0)
+    model = W2V2ForPreTraining(W2V2Config.tiny()).eval()
+    model.set_gumbel_temperature(model.gumbel_temperature_at(100_000))
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert set(load_file(tmp_path / "model.safetensors")) == set(model.state_dict())
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "w2v2"
+
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), W2V2Config)
+    loaded = AutoModelForPreTraining.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, W2V2ForPreTraining)
+    assert loaded.quantizer.temperature == pytest.approx(2.0 * 0.999995**100_000)
+    x = _batch()
+    g = torch.Generator().manual_seed(0)
+    mask, negatives = model.sample_masks(x, generator=g)
+    with torch.no_grad():
+        a = model(x, mask_time_indices=mask, sampled_negative_indices=negatives)
+        b = loaded(x, mask_time_indices=mask, sampled_negative_indices=negatives)
+    assert torch.equal(a.projected_states, b.projected_states)
+    assert a.loss.item() == b.loss.item()
+
+    # The encoder and a CTC model load from the same checkpoint (the CTC head is new).
+    assert isinstance(AutoModel.from_pretrained(tmp_path), W2V2Model)
+    ctc = AutoModelForCTC.from_pretrained(tmp_path)
+    assert isinstance(ctc, W2V2ForCTC)
+    torch.testing.assert_close(ctc.wav2vec2.encoder.layers[0].attention.q_proj.weight, model.wav2vec2.encoder.layers[0].attention.q_proj.weight)
+
+
+def test_gumbel_temperature_schedule():
+    config = W2V2Config.base()
+    assert config.gumbel_temperature_at(0) == 2.0
+    assert config.gumbel_temperature_at(10**6) == 0.5  # floor reached
+    assert config.gumbel_temperature_at(1000) == pytest.approx(2.0 * 0.999995**1000)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("feat_extract_norm", "batch"),
+        ("layerdrop", 1.2),
+        ("mask_time_prob", -0.1),
+        ("pretrain_mask_time_length", 0),
+        ("num_negatives", 0),
+        ("feature_grad_mult", -1.0),
+        ("contrastive_logits_temperature", 0.0),
+        ("min_gumbel_temperature", 0.0),
+        ("gumbel_temperature_decay", 1.5),
+        ("ctc_loss_reduction", "max"),
+        ("hidden_size", 33),
+        ("codevector_dim", 15),
+        ("add_adapter", True),
+        ("pad_token_id", 12),
+    ],
+)
+def test_bad_configuration_values_are_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=rf"W2V2Config\.{field}="):
+        W2V2Config.tiny(**{field: value})
+
+
+def test_max_temperature_below_min_is_refused():
+    with pytest.raises(ValueError, match="max_gumbel_temperature"):
+        W2V2Config.tiny(max_gumbel_temperature=0.2, min_gumbel_temperature=0.5)
+
+
+def test_presets_have_the_papers_sizes():
+    assert sum(p.numel() for p in W2V2ForPreTraining(W2V2Config.base()).wav2vec2.parameters()) == pytest.approx(94.4e6, rel=0.01)
+    assert W2V2Config.base().receptive_field == 400 and W2V2Config.base().inputs_to_logits_ratio == 320
+    large = W2V2Config.large()
+    assert large.do_stable_layer_norm and large.feat_extract_norm == "layer" and large.feature_penalty_weight == 0
+
+
+def test_layerdrop_leaves_no_parameter_without_gradient():
+    # DistributedDataParallel fails when a parameter gets no gradient (transformers#30113).
+    torch.manual_seed(0)
+    model = W2V2ForPreTraining(W2V2Config.tiny(layerdrop=0.99)).train()
+    model(_batch()).loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    def grads(checkpointing):
+        torch.manual_seed(0)
+        model = W2V2ForCTC(W2V2Config.tiny()).train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        labels = torch.tensor([[1, 2, 3], [4, 5, -100]])
+        model(_batch(), labels=labels).loss.backward()
+        return {n: p.grad for n, p in model.named_parameters()}
+
+    plain, checkpointed = grads(False), grads(True)
+    for name in plain:
+        torch.testing.assert_close(plain[name], checkpointed[name], msg=name)
+
+
+def test_ctc_spec_augment_only_in_training_and_freeze_feature_encoder():
+    torch.manual_seed(0)
+    model = W2V2ForCTC(W2V2Config.tiny(mask_time_prob=0.5, mask_feature_prob=0.3, mask_feature_length=4))
+    x = _batch()
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, model(x).logits)
+    model.train()
+    with torch.no_grad():
+        assert not torch.equal(model(x).logits, model(x).logits)
+    model.freeze_feature_encoder()
+    labels = torch.tensor([[1, 2, 3], [4, 5, -100]])
+    model(x, labels=labels).loss.backward()
+    assert all(p.grad is None for p in model.wav2vec2.feature_extractor.parameters())
+    assert model.lm_head.weight.grad is not None
+
+
+def test_ctc_loss_is_blank_aware_and_refuses_out_of_vocabulary_labels():
+    model = W2V2ForCTC(W2V2Config.tiny(ctc_loss_reduction="mean", ctc_zero_infinity=True)).eval()
+    x = _batch()
+    # An impossible target (longer than the frames) is zeroed, not infinite.
+    long_labels = torch.ones(2, 200, dtype=torch.long)
+    assert torch.isfinite(model(x, labels=long_labels).loss)
+    with pytest.raises(ValueError, match="vocab_size=12"):
+        model(x, labels=torch.tensor([[12]]))
+
+
+def test_attention_weights_and_tuple_outputs():
+    model = W2V2Model(W2V2Config.tiny()).eval()
+    out = model(_batch(), output_attentions=True)
+    assert len(out.attentions) == 2
+    torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones_like(out.attentions[0].sum(-1)))
+    as_tuple = model(_batch(), return_dict=False)
+    torch.testing.assert_close(as_tuple[0], out.last_hidden_state)

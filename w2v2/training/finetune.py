@@ -1,0 +1,318 @@
+"""CTC fine-tuning with transformers' Trainer: ``finetune_ctc`` and the ``w2v2-finetune`` script.
+
+From a pretrained checkpoint (w2v2 or transformers format, local or on the Hub), or from a
+random initialisation (``--from_scratch``), to a character recognizer, with the paper's recipe
+(fairseq base_10m) as defaults:
+
+1. the vocabulary is built from the training transcripts (or a given processor is reused);
+2. the model gets SpecAugment (time spans p=0.65, L=10; channel spans p=0.25, L=64), layerdrop
+   0.1, activation dropout 0.1, a frozen feature encoder ``f: X -> Z`` and a new CTC head;
+3. ``CTCTrainer`` trains with Adam (0.9, 0.98), the tri-stage LR schedule and only the head for
+   the first ``freeze_finetune_updates`` updates; batches group utterances of similar duration
+   (read from the ``duration`` column, no decoding pass);
+4. validation WER picks the best checkpoint; the model, processor, WER/CER on every test split
+   and a model card are saved to ``output_dir`` (and pushed with ``--push_to_hub``).
+
+    w2v2-finetune --model_name_or_path facebook/wav2vec2-base --dataset_name_or_path corpus/ \\
+        --train_split train_10min --eval_split validation --output_dir runs/base-10min
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser, set_seed
+
+from ..configuration import W2V2Config
+from ..modeling import W2V2ForCTC
+from ..processing import W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2Processor
+from .audio_data import _header_seconds, load_audio_dataset  # TODO(lead): a public name for _header_seconds
+from .collators import DEFAULT_CHARS_TO_IGNORE, DataCollatorCTCWithPadding, normalize_transcript
+from .ctc_trainer import RECIPE_FREEZE_FRACTION, CTCTrainer, CTCTrainingArguments, greedy_ids, make_compute_metrics
+
+__all__ = ["ModelArguments", "DataArguments", "FinetuneResult", "finetune_ctc", "load_ctc_split", "main"]
+
+logger = logging.getLogger(__name__)
+
+# fairseq base_10m channel masking: mask_channel_length 64 of 768 channels (BASE)
+RECIPE_CHANNEL_FRACTION = 64 / 768
+
+
+@dataclass
+class ModelArguments:
+    """Where the model comes from, and the recipe's model-side settings (fairseq base_10m)."""
+
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Checkpoint to fine-tune: w2v2 or transformers format, folder or Hub id."}
+    )
+    from_scratch: bool = field(default=False, metadata={"help": "Random initialisation from --config_name (baselines)."})
+    config_name: str = field(default="tiny", metadata={"help": "With --from_scratch: 'tiny', 'base' or a config path/id."})
+    processor_name_or_path: str | None = field(
+        default=None, metadata={"help": "Reuse this processor instead of building the vocabulary from the transcripts."}
+    )
+    case_folding: str | None = field(default=None, metadata={"help": "'upper' or 'lower' before building the vocabulary."})
+    freeze_feature_encoder: bool = field(default=True, metadata={"help": "Keep f: X -> Z frozen (feature_grad_mult 0)."})
+    mask_time_prob: float = field(default=0.65, metadata={"help": "SpecAugment time-span start probability."})
+    mask_time_length: int = field(default=10, metadata={"help": "SpecAugment time-span length, frames."})
+    mask_feature_prob: float = field(default=0.25, metadata={"help": "SpecAugment channel-span start probability."})
+    mask_feature_length: int | None = field(
+        default=None, metadata={"help": "Channel-span length; default 64 per 768 hidden channels (64 for BASE)."}
+    )
+    layerdrop: float = field(default=0.1, metadata={"help": "Probability of skipping a Transformer layer."})
+    activation_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the feed-forward blocks."})
+    hidden_dropout: float = field(default=0.0, metadata={"help": "Dropout on the Transformer's residual branches."})
+    attention_dropout: float = field(default=0.0, metadata={"help": "Dropout on attention probabilities."})
+    feat_proj_dropout: float = field(default=0.0, metadata={"help": "Dropout on projected features (dropout_input)."})
+    final_dropout: float = field(default=0.0, metadata={"help": "Dropout before the CTC head."})
+    ctc_loss_reduction: str = field(default="mean", metadata={"help": "'mean' (per target length) or 'sum'."})
+    ctc_zero_infinity: bool = field(default=True, metadata={"help": "Zero infinite losses of impossible alignments."})
+
+
+@dataclass
+class DataArguments:
+    """Which audio dataset and columns; local audiofolder, saved dataset, or Hub dataset."""
+
+    dataset_name_or_path: str | None = field(
+        default=None, metadata={"help": "audiofolder folder (split sub-folders allowed), save_to_disk folder, or Hub id."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    train_split: str = field(default="train_10min", metadata={"help": "Split to train on."})
+    eval_split: str | None = field(default="validation", metadata={"help": "Split for validation WER ('' for none)."})
+    test_splits: list[str] = field(
+        default_factory=lambda: ["test_clean", "test_other"], metadata={"help": "Splits scored after training."}
+    )
+    audio_column: str = field(default="audio", metadata={"help": "Column of audio."})
+    text_column: str = field(default="transcription", metadata={"help": "Column of transcriptions."})
+    duration_column: str = field(default="duration", metadata={"help": "Column of durations in seconds."})
+    chars_to_ignore: str = field(default=DEFAULT_CHARS_TO_IGNORE, metadata={"help": "Punctuation removed from text."})
+    max_duration_in_seconds: float = field(default=20.0, metadata={"help": "Longer training utterances are dropped."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training utterances."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many utterances per eval split."})
+    streaming: bool = field(default=False, metadata={"help": "Stream the dataset (needs --max_steps)."})
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune_ctc` produced: the saved folder, WER/CER per split and the trainer."""
+
+    output_dir: str
+    metrics: dict[str, float]
+    trainer: CTCTrainer
+
+
+def load_ctc_split(data_args: DataArguments, split: str, *, max_samples: int | None = None, max_seconds: float | None = None):
+    """One split with undecoded audio, non-empty transcripts and a duration column.
+
+    A folder holding ``<split>/`` (the demo corpus) loads that sub-folder as an audiofolder.
+    Without a duration column, durations are read from the file headers (no decoding).
+    """
+    source = Path(data_args.dataset_name_or_path)
+    if source.is_dir() and (source / split).is_dir() and not (source / "dataset_dict.json").exists():
+        ds = load_audio_dataset(source / split, split="train", streaming=data_args.streaming, audio_column=data_args.audio_column)
+    else:
+        ds = load_audio_dataset(
+            data_args.dataset_name_or_path, split=split, config_name=data_args.dataset_config_name,
+            streaming=data_args.streaming, audio_column=data_args.audio_column,
+        )  # fmt: skip
+    columns = ds.column_names or []
+    if data_args.text_column not in columns:
+        raise ValueError(
+            f"text_column={data_args.text_column!r} is not a column of split {split!r} (columns: {columns}); "
+            "pass --text_column with the name of its transcription column."
+        )
+    if data_args.duration_column not in columns:
+        if data_args.streaming:
+            raise ValueError(
+                f"split {split!r} has no {data_args.duration_column!r} column; a streamed dataset needs one "
+                "(pass --duration_column) or drop --streaming."
+            )
+        ds = ds.map(
+            lambda audio: {data_args.duration_column: _header_seconds(audio)},
+            input_columns=[data_args.audio_column], desc=f"durations of {split}",
+        )  # fmt: skip
+    ds = ds.filter(
+        lambda text, seconds: bool(normalize_transcript(text, data_args.chars_to_ignore).strip())
+        and 0 < seconds <= (max_seconds or math.inf),
+        input_columns=[data_args.text_column, data_args.duration_column],
+    )
+    if max_samples is not None:
+        ds = ds.take(max_samples) if data_args.streaming else ds.select(range(min(max_samples, len(ds))))
+    return ds
+
+
+def build_processor(model_args: ModelArguments, data_args: DataArguments, train) -> W2V2Processor:
+    """The given processor, or a character vocabulary from the training transcripts."""
+    if model_args.processor_name_or_path:
+        return W2V2Processor.from_pretrained(model_args.processor_name_or_path)
+    texts = (normalize_transcript(row[data_args.text_column], data_args.chars_to_ignore)
+             for row in train.select_columns([data_args.text_column]))  # fmt: skip
+    tokenizer = W2V2CTCTokenizer.from_texts(texts, case_folding=model_args.case_folding)
+    return W2V2Processor(feature_extractor=W2V2FeatureExtractor(), tokenizer=tokenizer)  # replaced in build_model
+
+
+def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W2V2ForCTC, W2V2Processor]:
+    """The CTC model with the recipe's settings, and the processor with a feature extractor matched to it."""
+    tokenizer = processor.tokenizer
+    overrides: dict[str, Any] = dict(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        **{name: getattr(model_args, name) for name in (
+            "mask_time_prob", "mask_time_length", "mask_feature_prob", "layerdrop", "activation_dropout",
+            "hidden_dropout", "attention_dropout", "feat_proj_dropout", "final_dropout", "ctc_loss_reduction",
+            "ctc_zero_infinity")},
+    )  # fmt: skip
+    if model_args.from_scratch:
+        if model_args.config_name in ("tiny", "base"):
+            config = getattr(W2V2Config, model_args.config_name)(**overrides)
+        else:
+            config = W2V2Config.from_pretrained(model_args.config_name, **overrides)
+        config.mask_feature_length = _channel_span(model_args, config.hidden_size)
+        model = W2V2ForCTC(config)
+    elif model_args.model_name_or_path:
+        model = W2V2ForCTC.from_pretrained(model_args.model_name_or_path, ignore_mismatched_sizes=True, **overrides)
+        model.config.mask_feature_length = _channel_span(model_args, model.config.hidden_size)
+    else:
+        raise ValueError("no model given: pass --model_name_or_path (a checkpoint) or --from_scratch with --config_name.")
+    if model.config.vocab_size != len(tokenizer):
+        raise ValueError(f"vocab_size={model.config.vocab_size} but the tokenizer has {len(tokenizer)} tokens; they must match.")
+    if model_args.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    if not model_args.processor_name_or_path:
+        processor.feature_extractor = _feature_extractor_for(model_args, model.config)
+    return model, processor
+
+
+def _channel_span(model_args: ModelArguments, hidden_size: int) -> int:
+    if model_args.mask_feature_length is not None:
+        if model_args.mask_feature_prob > 0 and model_args.mask_feature_length > hidden_size:
+            raise ValueError(
+                f"mask_feature_length={model_args.mask_feature_length} exceeds hidden_size={hidden_size}; lower it "
+                "or leave it unset (64 per 768 channels)."
+            )
+        return model_args.mask_feature_length
+    return max(1, round(hidden_size * RECIPE_CHANNEL_FRACTION))
+
+
+def _feature_extractor_for(model_args: ModelArguments, config) -> W2V2FeatureExtractor:
+    """The checkpoint's own feature extractor when it has one, else normalisation as its recipe."""
+    source = model_args.model_name_or_path
+    if source and not model_args.from_scratch:
+        try:
+            return W2V2FeatureExtractor.from_pretrained(source)
+        except (OSError, ValueError):
+            logger.info("%s has no preprocessor_config.json; building a feature extractor from its config", source)
+    # BASE (group norm) trains on raw audio, LARGE (layer norm) on normalised audio
+    return W2V2FeatureExtractor.from_model_config(config, do_normalize=config.feat_extract_norm == "layer")
+
+
+def finetune_ctc(
+    model_args: ModelArguments, data_args: DataArguments, training_args: CTCTrainingArguments
+) -> FinetuneResult:
+    """Fine-tune a CTC recognizer; returns the output folder, metrics and the trainer (module docstring)."""
+    if not data_args.dataset_name_or_path:
+        raise ValueError("no dataset given: pass --dataset_name_or_path (an audiofolder folder, saved dataset or Hub id).")
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps > 0: a streamed dataset has no length to count epochs by.")
+    set_seed(training_args.seed)
+    output_dir = Path(training_args.output_dir)
+
+    # 1. data and vocabulary
+    train = load_ctc_split(data_args, data_args.train_split, max_samples=data_args.max_train_samples,
+                           max_seconds=data_args.max_duration_in_seconds)  # fmt: skip
+    eval_splits = {name: load_ctc_split(data_args, name, max_samples=data_args.max_eval_samples)
+                   for name in dict.fromkeys(filter(None, [data_args.eval_split, *data_args.test_splits]))}  # fmt: skip
+    processor = build_processor(model_args, data_args, train)
+
+    # 2. model
+    model, processor = build_model(model_args, processor)
+    processor.save_pretrained(output_dir)
+
+    # 3. trainer
+    if training_args.freeze_finetune_updates is None:
+        recipe_freeze = 0 if model_args.from_scratch else round(training_args.max_steps * RECIPE_FREEZE_FRACTION)
+        training_args.freeze_finetune_updates = max(0, recipe_freeze)
+    eval_dataset = eval_splits.get(data_args.eval_split) if data_args.eval_split else None
+    if eval_dataset is None and training_args.eval_strategy != "no":
+        logger.warning("no --eval_split: validation and best-checkpoint selection are off")
+        training_args.eval_strategy, training_args.load_best_model_at_end = "no", False
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by w2v2.hub
+    trainer = CTCTrainer(
+        model=model,
+        args=training_args,
+        data_collator=DataCollatorCTCWithPadding(processor, data_args.audio_column, data_args.text_column,
+                                                 data_args.chars_to_ignore),  # fmt: skip
+        train_dataset=train,
+        eval_dataset=eval_dataset,
+        processing_class=processor,
+        compute_metrics=make_compute_metrics(processor.tokenizer),
+        preprocess_logits_for_metrics=greedy_ids,
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(str(output_dir))
+    metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
+
+    # 4. WER/CER on every evaluation split, model card, Hub
+    for name, dataset in eval_splits.items():
+        scores = trainer.evaluate(dataset, metric_key_prefix=name)
+        metrics.update({k: v for k, v in scores.items() if k.endswith(("_wer", "_cer", "_loss"))})
+    trainer.save_metrics("all", metrics)
+    _write_card(output_dir, model_args, data_args, training_args, metrics)
+    if push:
+        from ..hub import push_to_hub
+
+        repo_id = training_args.hub_model_id or output_dir.name
+        push_to_hub(output_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token,
+                    revision=training_args.hub_revision)  # fmt: skip
+    return FinetuneResult(output_dir=str(output_dir), metrics=metrics, trainer=trainer)
+
+
+def _write_card(output_dir: Path, model_args, data_args, training_args, metrics: dict[str, float]) -> None:
+    from ..hub import write_model_card
+
+    source = model_args.model_name_or_path
+    base_model = source if source and not Path(source).exists() and not model_args.from_scratch else None
+    dataset = data_args.dataset_name_or_path
+    write_model_card(
+        output_dir,
+        task="automatic-speech-recognition",
+        base_model=base_model,
+        datasets=[dataset] if not Path(dataset).exists() else [],
+        metrics={k: round(v, 4) for k, v in metrics.items() if k.endswith(("_wer", "_cer"))},
+        hyperparameters={
+            "from": source or f"random init ({model_args.config_name})",
+            "train_split": data_args.train_split,
+            "max_steps": training_args.max_steps,
+            "learning_rate": training_args.learning_rate,
+            "batch_size": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps,
+            "lr_schedule": "tri-stage " + "/".join(map(str, training_args.tri_stage_phase_ratios))
+            if training_args.tri_stage_schedule else training_args.lr_scheduler_type,
+            "freeze_finetune_updates": training_args.freeze_finetune_updates,
+            "mask_time_prob": model_args.mask_time_prob,
+            "mask_feature_prob": model_args.mask_feature_prob,
+        },
+        summary=f"A CTC speech recognizer fine-tuned with w2v2 on `{Path(dataset).name}` ({data_args.train_split}).",
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """``w2v2-finetune``: every dataclass field above plus the standard TrainingArguments flags."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, CTCTrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(argv[0])
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    result = finetune_ctc(model_args, data_args, training_args)
+    print(json.dumps({"output_dir": result.output_dir, **result.metrics}, indent=1))
+    return result.metrics
+
+
+if __name__ == "__main__":
+    main()
