@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -212,14 +213,12 @@ def _sentence_of_length(words: float, rng: np.random.Generator) -> Sentence:
     return group[rng.integers(len(group))]
 
 
-_BY_LENGTH: dict[int, list[Sentence]] = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _train_sentences_by_length() -> dict[int, list[Sentence]]:
-    if not _BY_LENGTH:
-        for sentence in load_sentences()["train"]:
-            _BY_LENGTH.setdefault(sentence.num_words, []).append(sentence)
-    return _BY_LENGTH
+    by_length: dict[int, list[Sentence]] = {}
+    for sentence in load_sentences()["train"]:
+        by_length.setdefault(sentence.num_words, []).append(sentence)
+    return by_length
 
 
 def render(utt: Utterance) -> tuple[np.ndarray, str]:

@@ -2,8 +2,8 @@
 
 Three Debian engines, each called as a subprocess that writes a WAV file:
 
-- ``espeak-ng``: 8 English accents x voice variants (``en-us+m3``); rate ``-s`` in words
-  per minute and pitch ``-p`` (0-99) natively.
+- ``espeak-ng``: 8 English accents x 37 voice variants (``en-us+m3``); rate ``-s`` in
+  words per minute (175 x rate) and pitch ``-p`` (50 x pitch**2, of 0-99) natively.
 - ``flite``: the voices ``kal16``, ``awb``, ``rms``, ``slt``; rate through
   ``duration_stretch`` and pitch through ``int_f0_target_mean`` (``rms`` ignores it).
 - ``festival`` (``text2wave``): ``kal_diphone``, ``ked_diphone``,
@@ -88,7 +88,7 @@ def synthesize(voice: Voice, text: str, rate: float, pitch: float) -> np.ndarray
         txt.write_text(text + "\n")
         if voice.engine == "espeak-ng":
             cmd = ["espeak-ng", "-v", voice.name, "-s", str(round(175 * rate)),
-                   "-p", str(round(min(max(50 * pitch, 0), 99))), "-f", str(txt), "-w", str(wav)]
+                   "-p", str(round(min(50 * pitch**2, 99))), "-f", str(txt), "-w", str(wav)]
         elif voice.engine == "flite":
             cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={1 / rate:.3f}",
                    "--setf", f"int_f0_target_mean={FLITE_F0[voice.name] * pitch:.1f}",

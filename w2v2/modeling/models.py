@@ -135,6 +135,8 @@ class W2V2PreTrainedModel(PreTrainedModel):
 class W2V2Model(W2V2PreTrainedModel):
     """f: X -> Z, then g: Z -> C. Returns C (``last_hidden_state``) and normalised Z (``extract_features``)."""
 
+    _keys_to_ignore_on_load_unexpected = [r"^quantizer\.", r"^project_hid\.", r"^project_q\.", r"^lm_head\.", r"^dropout"]
+
     def __init__(self, config: W2V2Config):
         super().__init__(config)
         self.feature_extractor = FeatureEncoder(
@@ -329,8 +331,15 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         return self._outputs(output, return_dict)
 
 
+# A pretraining checkpoint carries the quantizer and projections; the encoder and CTC models
+# load from it without them, silently.
+_PRETRAINING_ONLY = [r"^quantizer\.", r"^project_hid\.", r"^project_q\."]
+
+
 class W2V2ForCTC(W2V2PreTrainedModel):
     """W2V2Model with a linear head over the characters; trained with CTC, blank = pad token."""
+
+    _keys_to_ignore_on_load_unexpected = _PRETRAINING_ONLY
 
     def __init__(self, config: W2V2Config):
         super().__init__(config)

@@ -1,0 +1,375 @@
+"""Self-supervised wav2vec 2.0 pretraining with Accelerate: ``w2v2-pretrain``.
+
+    w2v2-pretrain --dataset runs/corpus/pretrain --output_dir runs/pt --recipe small
+    accelerate launch --num_processes 2 -m w2v2.training.pretrain --dataset ... --recipe base
+    w2v2-pretrain examples/pretrain_small.yaml          # the same flags in a yaml/json file
+
+One update: anneal the Gumbel temperature, then for each of ``gradient_accumulation_steps``
+micro-batches sample span masks and K distractors per clip (seeded by the clip's place in the
+data, so any number of processes draws the same ones), run the model and backpropagate its
+loss normalised by the masked frames of the whole global batch; clip, skip the step if the
+gradient is not finite, step AdamW and the schedule. Every ``logging_steps`` the metrics go to
+TensorBoard, ``runs/metrics.jsonl`` and the health monitor; every ``save_steps`` an atomic
+checkpoint is written. At the end: ``save_pretrained`` (safetensors), the feature extractor,
+the curves PNG and a model card, and with ``--push_to_hub`` an upload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["PretrainArguments", "main", "parse_args", "train"]
+
+logger = logging.getLogger("w2v2.pretrain")
+
+
+@dataclass
+class PretrainArguments:
+    """Arguments of ``w2v2-pretrain``; a field left at None takes the value of ``--recipe``."""
+
+    dataset: str = field(metadata={"help": "audiofolder dir, save_to_disk dir or Hub dataset name"})
+    output_dir: str = field(metadata={"help": "run directory: checkpoints, runs/ (logs), final model"})
+    recipe: str = field(default="small", metadata={"help": "base | large (fairseq's) | small (CPU) | tiny (tests)"})
+    dataset_config: str | None = None
+    split: str = "train"
+    audio_column: str = "audio"
+    duration_column: str = field(default="duration", metadata={"help": "seconds per clip, read instead of decoding"})
+    streaming: bool = field(default=False, metadata={"help": "read the dataset as a stream (IterableDataset)"})
+    config_overrides: str | None = field(default=None, metadata={"help": 'W2V2Config fields as JSON, e.g. {"num_negatives": 10}'})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "start from a saved W2V2ForPreTraining"})
+    learning_rate: float | None = None
+    warmup_updates: int | None = None
+    max_updates: int | None = None
+    lr_scheduler: str | None = field(default=None, metadata={"help": "polynomial (power 1, fairseq) | linear"})
+    batch_seconds: float | None = field(default=None, metadata={"help": "audio per batch and process, after cropping"})
+    max_batch_size: int | None = None
+    max_sample_size: int | None = field(default=None, metadata={"help": "crop clips to this many samples"})
+    min_sample_size: int | None = field(default=None, metadata={"help": "skip clips shorter than this"})
+    normalize: bool | None = field(default=None, metadata={"help": "zero mean, unit variance per clip (LARGE)"})
+    pad: bool | None = field(default=None, metadata={"help": "pad batches (attention mask) instead of cutting to the shortest"})
+    gradient_accumulation_steps: int | None = None
+    max_grad_norm: float | None = field(default=None, metadata={"help": "clip the gradient norm; 0 = no clipping"})
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-6
+    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16 (GPU)"})
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    max_minutes: float | None = field(default=None, metadata={"help": "stop (and save) after this much wall time"})
+    logging_steps: int | None = None
+    save_steps: int | None = None
+    save_total_limit: int = field(default=2, metadata={"help": "complete checkpoints kept; 0 keeps all"})
+    resume: bool = field(default=False, metadata={"help": "continue from the latest complete checkpoint"})
+    health_patience: int | None = field(default=None, metadata={"help": "updates before a loss at chance is 'stuck'"})
+    stop_on_collapse: bool = field(default=False, metadata={"help": "stop when the health monitor warns"})
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_private_repo: bool = False
+    hub_token: str | None = None
+
+    def __post_init__(self):
+        from .recipes import RECIPES
+
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe={self.recipe!r} is unknown; use one of {sorted(RECIPES)}.")
+        for f in fields(self):
+            if getattr(self, f.name) is None and f.name in RECIPES[self.recipe]:
+                setattr(self, f.name, RECIPES[self.recipe][f.name])
+        if self.lr_scheduler not in ("polynomial", "linear"):
+            raise ValueError(f"lr_scheduler={self.lr_scheduler!r} is not supported; use 'polynomial' or 'linear'.")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r} is not supported; use 'no', 'bf16' or 'fp16'.")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("push_to_hub needs hub_model_id (e.g. --hub_model_id user/w2v2-small) to be specified.")
+
+
+def parse_args(argv: list[str] | None = None) -> PretrainArguments:
+    """Flags, or a single .json/.yaml file holding them."""
+    from transformers import HfArgumentParser
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser(PretrainArguments)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])[0]
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(argv[0])[0]
+    return parser.parse_args_into_dataclasses(argv)[0]
+
+
+def _clip_seed(seed: int, key: tuple[int, ...]) -> int:
+    return int(np.random.SeedSequence([seed, *key]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def sample_batch_masks(model, batch, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Span masks (B, T) and distractors (B, T, K), each clip drawn from its own seeded generator."""
+    from w2v2 import compute_span_mask, sample_negatives
+
+    cfg = model.config
+    frames = int(model._get_feat_extract_output_lengths(batch.input_values.shape[-1]))
+    if batch.attention_mask is None:
+        lengths = [frames] * len(batch.keys)
+    else:
+        lengths = model._get_feat_extract_output_lengths(batch.attention_mask.sum(-1)).tolist()
+    masks, negatives = [], []
+    for i, (key, length) in enumerate(zip(batch.keys, lengths)):
+        g = torch.Generator(device).manual_seed(_clip_seed(seed, key))
+        m = compute_span_mask((1, int(length)), cfg.pretrain_mask_time_prob, cfg.pretrain_mask_time_length,
+                              min_masks=cfg.pretrain_mask_time_min_masks, generator=g, device=device)
+        m = torch.nn.functional.pad(m, (0, frames - int(length)))  # (1, T)
+        masks.append(m)
+        negatives.append(sample_negatives(m, cfg.num_negatives, generator=g) + i * frames)  # (1, T, K)
+    return torch.cat(masks), torch.cat(negatives)
+
+
+def _batches(data, position: dict):
+    """Endless micro-batches from ``position`` ({"epoch", "batch"}), which it keeps current."""
+    while True:
+        for batch in data.epoch(position["epoch"], skip=position["batch"]):
+            position["batch"] += 1
+            yield batch
+        position["epoch"] += 1
+        position["batch"] = 0
+
+
+# Metrics summed over micro-batches and processes, then divided at logging time.
+_SUMS = ("contrastive_loss", "correct", "num_masked", "diversity", "penalty", "code_perplexity",
+         "prob_perplexity", "micro_batches", "audio_seconds")
+
+
+def train(args: PretrainArguments) -> Path:
+    """Run pretraining as ``args`` say; returns the directory of the saved model."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    from w2v2 import W2V2FeatureExtractor, W2V2ForPreTraining
+
+    from .audio_data import AudioBatches, load_audio_dataset
+    from .checkpointing import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
+    from .health import HealthMonitor
+    from .plotting import plot_curves
+    from .recipes import recipe_config
+
+    out = Path(args.output_dir)
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
+                              mixed_precision=args.mixed_precision, log_with="tensorboard",
+                              project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "runs")))
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    set_seed(args.seed)
+
+    # 1. model
+    overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+    if args.model_name_or_path:
+        model = W2V2ForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
+    else:
+        model = W2V2ForPreTraining(recipe_config(args.recipe, **overrides))
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    cfg = model.config
+
+    # 2. data: budgeted, bucketed, deterministic in (seed, epoch)
+    dataset = load_audio_dataset(args.dataset, split=args.split, config_name=args.dataset_config,
+                                 streaming=args.streaming, audio_column=args.audio_column)
+    data = AudioBatches(dataset, batch_seconds=args.batch_seconds, max_sample_size=args.max_sample_size,
+                        min_sample_size=args.min_sample_size, max_batch_size=args.max_batch_size, seed=args.seed,
+                        normalize=args.normalize, pad=args.pad, audio_column=args.audio_column,
+                        duration_column=args.duration_column, num_processes=accelerator.num_processes,
+                        process_index=accelerator.process_index)
+
+    # 3. AdamW with warmup then polynomial (power 1) or linear decay to 0
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                  eps=args.adam_epsilon, weight_decay=args.weight_decay)
+    scheduler = get_scheduler("polynomial" if args.lr_scheduler == "polynomial" else "linear", optimizer,
+                              num_warmup_steps=args.warmup_updates, num_training_steps=args.max_updates)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)  # stepped once per update, not per process
+    unwrapped = accelerator.unwrap_model(model)
+
+    # 4. resume: weights, optimiser, schedule, RNGs, data position, counters, temperature
+    state = {"epoch": 0, "batch": 0, "audio_seconds": 0.0, "skipped_updates": 0, "elapsed": 0.0}
+    history_file = out / "runs" / "metrics.jsonl"
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_incomplete(out)
+    accelerator.wait_for_everyone()
+    checkpoint = latest_checkpoint(out) if args.resume else None
+    if checkpoint is not None:
+        state.update(load_checkpoint(accelerator, checkpoint))
+        logger.info("resumed from %s (update %d)", checkpoint, state["step"])
+    elif args.resume:
+        logger.info("no complete checkpoint in %s: starting from scratch", out)
+    step = state.pop("step", 0)
+    history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.exists() else []
+    history = [r for r in history if r["step"] <= step]
+    if accelerator.is_main_process:
+        history_file.parent.mkdir(parents=True, exist_ok=True)
+        history_file.write_text("".join(json.dumps(r) + "\n" for r in history))
+    accelerator.init_trackers("pretrain", config={k: v for k, v in asdict(args).items() if isinstance(v, (int, float, str, bool))})
+
+    health = HealthMonitor(cfg.num_negatives, cfg.num_codevector_groups, patience=args.health_patience, window=3)
+    batches = _batches(data, state)
+    sums = dict.fromkeys(_SUMS, 0.0)
+    grad_norms, stop_reason = [], None
+    started = time.time() - state["elapsed"]  # elapsed counts the time before a resume
+    last_log = time.time()
+    progress = tqdm(total=args.max_updates, initial=step, disable=not accelerator.is_main_process, desc="pretrain")
+    model.train()
+    while step < args.max_updates:
+        # 5. one update: Gumbel temperature for this update, then the micro-batches
+        unwrapped.set_gumbel_temperature(unwrapped.gumbel_temperature_at(step))
+        for _ in range(args.gradient_accumulation_steps):
+            batch = next(batches)
+            if accelerator.num_processes > 1:  # every process needs a batch, or all skip it
+                missing = accelerator.reduce(torch.tensor(float(batch is None), device=accelerator.device), "sum")
+                batch = batch if missing.item() == 0 else None
+            if batch is None:
+                continue
+            x = batch.input_values.to(accelerator.device)
+            attention_mask = None if batch.attention_mask is None else batch.attention_mask.to(accelerator.device)
+            mask, negatives = sample_batch_masks(unwrapped, batch, args.seed, accelerator.device)
+            with accelerator.accumulate(model):
+                output = model(x, attention_mask=attention_mask, mask_time_indices=mask, sampled_negative_indices=negatives)
+                # loss * N sums over this process's masked frames; divide by the global N so
+                # that DDP's mean over processes is the loss per masked frame of the global batch.
+                num_masked = output.num_masked.detach().float()
+                global_masked = accelerator.reduce(num_masked, "sum") if accelerator.num_processes > 1 else num_masked
+                accelerator.backward(output.loss * num_masked * accelerator.num_processes / global_masked.clamp(min=1))
+            with torch.no_grad():
+                n = float(num_masked)
+                for key, value in (("contrastive_loss", output.contrastive_loss), ("correct", output.contrastive_accuracy * n),
+                                   ("num_masked", n), ("diversity", output.diversity_loss), ("penalty", output.feature_penalty * n),
+                                   ("code_perplexity", output.code_perplexity), ("prob_perplexity", output.prob_perplexity),
+                                   ("micro_batches", 1.0), ("audio_seconds", batch.seconds)):
+                    sums[key] += float(value)
+        # 6. clip, skip non-finite steps, step
+        norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
+        norm = float(norm)
+        if math.isfinite(norm) or args.mixed_precision == "fp16":
+            optimizer.step()  # under fp16 the grad scaler skips a non-finite step itself and lowers its scale
+        if not math.isfinite(norm) or accelerator.optimizer_step_was_skipped:
+            state["skipped_updates"] += 1
+            logger.warning("update %d: gradient norm %s is not finite; step skipped (%d so far)", step + 1, norm, state["skipped_updates"])
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        grad_norms.append(norm)
+        progress.update(1)
+
+        # 7. log: every process adds its sums, so the figures are those of the global batch
+        if step % args.logging_steps == 0 or step == args.max_updates:
+            totals = accelerator.reduce(torch.tensor([sums[k] for k in _SUMS], dtype=torch.float64, device=accelerator.device), "sum")
+            totals = dict(zip(_SUMS, totals.tolist()))
+            frames, micro = max(totals["num_masked"], 1.0), max(totals["micro_batches"], 1.0)
+            state["audio_seconds"] += totals["audio_seconds"]
+            now = time.time()
+            elapsed = now - started
+            metrics = {
+                "contrastive_loss": totals["contrastive_loss"] / frames,  # L_m, nats per masked frame
+                "diversity_loss": totals["diversity"] / frames,  # L_d
+                "feature_penalty": totals["penalty"] / frames,
+                "contrastive_accuracy": totals["correct"] / frames,
+                "code_perplexity": totals["code_perplexity"] / micro,
+                "prob_perplexity": totals["prob_perplexity"] / micro,
+                "temperature": unwrapped.config.gumbel_temperature,
+                "learning_rate": scheduler.get_last_lr()[0],
+                "grad_norm": float(np.mean(grad_norms)),
+                "audio_hours": state["audio_seconds"] / 3600,
+                "throughput": totals["audio_seconds"] / max(now - last_log, 1e-9),  # audio s per s
+                "skipped_updates": state["skipped_updates"],
+                "corrupt_files": data.corrupt,
+                "elapsed_minutes": elapsed / 60,
+            }
+            metrics["loss"] = (metrics["contrastive_loss"] + cfg.diversity_loss_weight * metrics["diversity_loss"]
+                               + cfg.feature_penalty_weight * metrics["feature_penalty"])
+            last_log = now
+            sums, grad_norms = dict.fromkeys(_SUMS, 0.0), []
+            accelerator.log(metrics, step=step)
+            if accelerator.is_main_process:
+                history.append({"step": step, **metrics})
+                with open(history_file, "a") as f:
+                    f.write(json.dumps(history[-1]) + "\n")
+                progress.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['contrastive_accuracy']:.3f}",
+                                     ppl=f"{metrics['code_perplexity']:.1f}")
+            for warning in health.update(step, metrics):
+                logger.warning(warning)
+                if args.stop_on_collapse:
+                    stop_reason = warning
+        out_of_time = args.max_minutes is not None and time.time() - started > args.max_minutes * 60
+        # 8. checkpoint: atomic, last k kept
+        if step % args.save_steps == 0 or step == args.max_updates or stop_reason or out_of_time:
+            state["elapsed"] = time.time() - started
+            save_checkpoint(accelerator, out, step, {**state, "temperature": unwrapped.config.gumbel_temperature},
+                            keep_last=args.save_total_limit)
+        if stop_reason or out_of_time:
+            logger.warning("stopping at update %d: %s", step, stop_reason or f"max_minutes={args.max_minutes} reached")
+            break
+    progress.close()
+    accelerator.end_training()
+
+    # 9. the final model: safetensors, feature extractor, curves, model card, push
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(out, safe_serialization=True)
+        W2V2FeatureExtractor(do_normalize=args.normalize, return_attention_mask=args.pad,
+                             min_samples=cfg.receptive_field).save_pretrained(out)
+        images = []
+        if history:
+            images.append(plot_curves(history, out / "pretraining_curves.png", panels=PANELS, references=_references(cfg),
+                                      log_scale=("grad_norm",), title=f"w2v2 pretraining, recipe {args.recipe}"))
+        _write_card(args, out, history, data.hours, step, images)
+        if args.push_to_hub:
+            from w2v2.hub import push_to_hub
+
+            push_to_hub(out, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
+    accelerator.wait_for_everyone()
+    return out
+
+
+PANELS = [("loss", "loss (nats / masked frame)"), ("contrastive_loss", "L_m (nats / masked frame)"),
+          ("contrastive_accuracy", "contrastive accuracy"), ("code_perplexity", "code perplexity"),
+          ("prob_perplexity", "prob perplexity"), ("diversity_loss", "L_d"), ("feature_penalty", "feature penalty"),
+          ("temperature", "Gumbel temperature"), ("learning_rate", "learning rate"), ("grad_norm", "gradient norm"),
+          ("throughput", "audio s / s")]
+
+
+def _references(cfg) -> dict:
+    chance = 1 / (cfg.num_negatives + 1)
+    return {"contrastive_loss": [(math.log(cfg.num_negatives + 1), "ln(K+1)")],
+            "contrastive_accuracy": [(chance, "chance"), (5 * chance, "5x chance")],
+            "code_perplexity": [(cfg.num_codevector_groups, "G")], "prob_perplexity": [(cfg.num_codevector_groups, "G")]}
+
+
+def _write_card(args, out: Path, history: list[dict], hours: float | None, step: int, images: list) -> None:
+    from w2v2.hub import write_model_card
+
+    final = history[-1] if history else {}
+    metrics = {k: round(final[k], 4) for k in ("contrastive_loss", "contrastive_accuracy", "code_perplexity",
+                                                "prob_perplexity") if k in final}
+    hyper = {k: getattr(args, k) for k in ("recipe", "learning_rate", "warmup_updates", "max_updates", "lr_scheduler",
+                                           "batch_seconds", "gradient_accumulation_steps", "max_sample_size",
+                                           "min_sample_size", "normalize", "max_grad_norm", "mixed_precision", "seed")}
+    hyper.update(updates_done=step, data_hours=None if hours is None else round(hours, 3),
+                 audio_hours_seen=round(final.get("audio_hours", 0.0), 3))
+    summary = (f"wav2vec 2.0 pretrained with `w2v2-pretrain --recipe {args.recipe}` for {step} updates "
+               f"on {args.dataset}. Final health: contrastive accuracy {metrics.get('contrastive_accuracy')}, "
+               f"code perplexity {metrics.get('code_perplexity')}.")
+    write_model_card(out, task="pretraining", datasets=[args.dataset], metrics=metrics, hyperparameters=hyper,
+                     summary=summary, images=[str(p) for p in images])
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
