@@ -11,7 +11,7 @@ import soundfile as sf
 from w2v2.data.tts import SAMPLE_RATE, Voice, synthesize
 
 # Short, distinct utterances: enough for a tiny model to memorise in a few seconds of CPU.
-UTTERANCES = ("HELLO WORLD", "GOOD MORNING", "BLUE SKY", "YES")
+UTTERANCES = ("HELLO WORLD", "GOOD MORNING", "BLUE SKY", "OPEN THE DOOR")
 VOICE = Voice("espeak-ng", "en-us")
 
 
@@ -21,7 +21,7 @@ def write_audiofolder(root: Path, texts=UTTERANCES, split: str = "train") -> Pat
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, text in enumerate(texts):
-        audio = synthesize(VOICE, text, rate=1.3, pitch=1.0)
+        audio = synthesize(VOICE, text, rate=1.1, pitch=1.0)
         name = f"utt{i}.flac"
         sf.write(folder / name, audio, SAMPLE_RATE)
         rows.append({"file_name": name, "transcription": text, "duration": len(audio) / SAMPLE_RATE})
@@ -38,7 +38,7 @@ def long_recording(path: Path, seconds: float, texts=UTTERANCES, gap_s: float = 
     Written block by block, so the test process never holds the whole signal. Returns the
     words spoken, in order.
     """
-    clips = [synthesize(VOICE, t, rate=1.3, pitch=1.0) for t in texts]
+    clips = [synthesize(VOICE, t, rate=1.1, pitch=1.0) for t in texts]
     gap = np.zeros(int(gap_s * SAMPLE_RATE), dtype=np.float32)
     target, written, words, i = int(seconds * SAMPLE_RATE), 0, [], 0
     with sf.SoundFile(path, "w", samplerate=SAMPLE_RATE, channels=1, format="FLAC") as f:

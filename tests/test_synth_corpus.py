@@ -93,7 +93,8 @@ def test_train_and_test_sentences_are_disjoint(corpus):
 
 
 def test_held_out_voices_and_engine_never_in_training(corpus):
-    training = {r["speaker"] for s in TRAINING_SPLITS + ("validation",) for r in read_metadata(corpus, s)}
+    training = {r["speaker"] for s in TRAINING_SPLITS + ("validation",)
+                for r in read_metadata(corpus, s)}
     training_engines = {r["engine"] for s in TRAINING_SPLITS for r in read_metadata(corpus, s)}
     clean = read_metadata(corpus, "test_clean")
     assert clean and not {r["speaker"] for r in clean} & training
@@ -142,7 +143,8 @@ def test_interrupted_run_resumes(corpus, tmp_path):
     generate_corpus(copy, **TINY)
     assert tree(copy) == tree(corpus)
     assert filecmp.cmp(flac, corpus / "validation" / "utt_000001.flac", shallow=False)
-    assert (copy / "validation" / "metadata.csv").read_bytes() == (corpus / "validation" / "metadata.csv").read_bytes()
+    metadata = Path("validation") / "metadata.csv"
+    assert (copy / metadata).read_bytes() == (corpus / metadata).read_bytes()
     assert (copy / "pretrain" / "utt_000000.flac").stat().st_mtime_ns == mtime  # not redone
     with pytest.raises(ValueError, match="pass the same arguments"):
         generate_corpus(copy, **{**TINY, "seed": 1})
@@ -175,8 +177,8 @@ def test_generate_refuses_bad_jobs(tmp_path):
       "AND GOD SAID LET THERE BE LIGHT AND THERE WAS LIGHT")),
     ("the final sounds of `bets' and `beds' differ", ("the final sounds of bets and beds differ",
                                                       "THE FINAL SOUNDS OF BETS AND BEDS DIFFER")),
-    ("a well-known fact (they said) to the king's men", ("a well known fact they said to the king's men",
-                                                          "A WELL KNOWN FACT THEY SAID TO THE KING'S MEN")),
+    ("a well-known fact (they said) to the king's men",
+     ("a well known fact they said to the king's men", "A WELL KNOWN FACT THEY SAID TO THE KING'S MEN")),
     ("he paid 50 dollars for it", None),  # digits
     ("Mr. Smith went to Washington", None),  # abbreviation read differently
     ("the NATO summit was held", None),  # acronym spelled out

@@ -64,7 +64,7 @@ import re
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -116,15 +116,15 @@ SPLITS = {
 class CorpusConfig:
     """What the corpus holds; equal configs give byte-identical corpora."""
 
-    seed: int = 0
-    pretrain_minutes: float = 600.0
-    train_10min_minutes: float = 10.0
-    train_1h_minutes: float = 60.0
-    validation_minutes: float = 15.0
-    test_clean_minutes: float = 15.0
-    test_other_minutes: float = 15.0
-    pretrain_noise_fraction: float = 0.3
-    scale: float = 1.0  # multiplies every *_minutes
+    seed: int = field(default=0, metadata={"help": "same seed and sizes: same bytes"})
+    pretrain_minutes: float = field(default=600.0, metadata={"help": "unlabeled audio"})
+    train_10min_minutes: float = field(default=10.0, metadata={"help": "head of train_1h"})
+    train_1h_minutes: float = field(default=60.0, metadata={"help": "labeled audio"})
+    validation_minutes: float = field(default=15.0, metadata={"help": "training voices"})
+    test_clean_minutes: float = field(default=15.0, metadata={"help": "unseen voices"})
+    test_other_minutes: float = field(default=15.0, metadata={"help": "unseen engine + noise"})
+    pretrain_noise_fraction: float = field(default=0.3, metadata={"help": "share of noisy pretrain"})
+    scale: float = field(default=1.0, metadata={"help": "multiplies every *-minutes (0.01: tiny)"})
 
     def __post_init__(self):
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -309,7 +309,8 @@ def _generate_split(out: Path, config: CorpusConfig, split: str, pool: Executor,
             break
         done_s = sum(r["duration"] for r in records.values())
         mean_s = done_s / len(records) if records else prior_s
-        while total < target and done_s + len(pending) * mean_s < target and len(pending) < max_pending:
+        while (total < target and done_s + len(pending) * mean_s < target
+               and len(pending) < max_pending):
             index, next_index = next_index, next_index + 1
             flac, record_path = _paths(out, split, index)
             if record_path.exists() and flac.exists():
@@ -370,15 +371,10 @@ def generate_corpus(out_dir: str | os.PathLike, *, seed: int = 0, pretrain_minut
         engines |= {"espeak-ng", "flite"}
     check_engines(engines)
     out = Path(out_dir)
-    manifest = out / "corpus.json"
-    wanted = {"format_version": FORMAT_VERSION, "config": dataclasses.asdict(config)}
-    if manifest.exists():
-        existing = json.loads(manifest.read_text())
-        if {k: existing.get(k) for k in wanted} != wanted:
-            raise ValueError(f"{out} holds a corpus made with {existing.get('config')}, not "
-                             f"{wanted['config']}; pass the same arguments to resume it, or "
-                             "choose another out_dir (or delete it)")
+    _is_complete(out, config)  # refuses a directory made with other arguments
     out.mkdir(parents=True, exist_ok=True)
+    wanted = {"format_version": FORMAT_VERSION, "config": dataclasses.asdict(config)}
+    manifest = out / "corpus.json"
     _write_atomic(manifest, json.dumps({**wanted, "complete": False}, indent=1))
     load_sentences()  # once, before forking workers
     start = time.perf_counter()
@@ -396,6 +392,20 @@ def generate_corpus(out_dir: str | os.PathLike, *, seed: int = 0, pretrain_minut
             "generated_in_s": round(time.perf_counter() - start, 2), "splits": summary}
 
 
+def _is_complete(out: Path, config: CorpusConfig) -> bool:
+    """Whether ``out`` holds this corpus, complete; ValueError if it holds another."""
+    manifest = out / "corpus.json"
+    if not manifest.exists():
+        return False
+    existing = json.loads(manifest.read_text())
+    wanted = {"format_version": FORMAT_VERSION, "config": dataclasses.asdict(config)}
+    if {k: existing.get(k) for k in wanted} != wanted:
+        raise ValueError(f"{out} holds a corpus made with {existing.get('config')}, not "
+                         f"{wanted['config']}; pass the same arguments to resume it, or "
+                         "choose another out_dir (or delete it)")
+    return bool(existing.get("complete"))
+
+
 def default_corpus_dir() -> Path:
     """``$W2V2_CORPUS_DIR``, else ``~/.cache/w2v2/synth-corpus``."""
     env = os.environ.get("W2V2_CORPUS_DIR")
@@ -409,13 +419,9 @@ def ensure_corpus(out_dir: str | os.PathLike | None = None, **kwargs) -> Path:
     arguments raises ValueError.
     """
     out = Path(out_dir) if out_dir is not None else default_corpus_dir()
-    manifest = out / "corpus.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("complete"):
-        config = {k: v for k, v in kwargs.items() if k not in ("jobs", "progress")}
-        wanted = dataclasses.asdict(CorpusConfig(**config))
-        if json.loads(manifest.read_text())["config"] == wanted:
-            return out
-    generate_corpus(out, **kwargs)
+    config = CorpusConfig(**{k: v for k, v in kwargs.items() if k not in ("jobs", "progress")})
+    if not _is_complete(out, config):
+        generate_corpus(out, **kwargs)
     return out
 
 
@@ -444,9 +450,9 @@ def _parse_args(argv: list[str] | None) -> tuple[Path, CorpusConfig, int]:
         prog="w2v2-synth-corpus", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", type=Path, default=default_corpus_dir(), help="output directory")
-    for field in dataclasses.fields(CorpusConfig):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type={"int": int, "float": float}[field.type],
-                            default=field.default)
+    for option in dataclasses.fields(CorpusConfig):
+        parser.add_argument(f"--{option.name.replace('_', '-')}", default=option.default,
+                            type={"int": int, "float": float}[option.type], **option.metadata)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     args = parser.parse_args(argv)
     config = CorpusConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(CorpusConfig)})
@@ -455,7 +461,10 @@ def _parse_args(argv: list[str] | None) -> tuple[Path, CorpusConfig, int]:
 
 def main(argv: list[str] | None = None) -> None:
     out, config, jobs = _parse_args(argv)
-    summary = generate_corpus(out, **dataclasses.asdict(config), jobs=jobs, progress=True)
+    try:
+        summary = generate_corpus(out, **dataclasses.asdict(config), jobs=jobs, progress=True)
+    except KeyboardInterrupt:
+        raise SystemExit(f"\ninterrupted: run the same command again to resume ({out})")
     for split, info in summary["splits"].items():
         print(f"{split:12s} {info['utterances']:6d} utterances {info['seconds'] / 60:8.2f} min")
     print(f"wrote {summary['seconds'] / 3600:.2f} h of audio to {out} "

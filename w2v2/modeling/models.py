@@ -193,9 +193,10 @@ class W2V2Model(W2V2PreTrainedModel):
             hidden = hidden.masked_fill(channels[:, None, :], 0.0)
         return hidden
 
-    def forward(self, input_values, attention_mask=None, mask_time_indices=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+    def forward(self, input_values, attention_mask=None, mask_time_indices=None, output_attentions=None, output_hidden_states=None, return_dict=None, compute_feature_penalty=False, **kwargs):
         """input_values: (B, S) waveform; attention_mask: (B, S), 1 on real samples;
-        mask_time_indices: (B, T) bool frames to replace by the mask embedding."""
+        mask_time_indices: (B, T) bool frames to replace by the mask embedding;
+        compute_feature_penalty: also return mean(z**2) (the pretraining head asks for it)."""
         cfg = self.config
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -207,7 +208,7 @@ class W2V2Model(W2V2PreTrainedModel):
             with torch.no_grad():
                 z = self.feature_extractor(input_values)
         z = z.transpose(1, 2)  # (B, T, C)
-        feature_penalty = z.float().pow(2).mean()
+        feature_penalty = z.float().pow(2).mean() if compute_feature_penalty else None
 
         frame_mask = None
         if attention_mask is not None:
@@ -286,7 +287,7 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         if sampled_negative_indices is None:
             sampled_negative_indices = sample_negatives(mask, cfg.num_negatives, generator=generator)
 
-        outputs = self.wav2vec2(input_values, attention_mask=attention_mask, mask_time_indices=mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
+        outputs = self.wav2vec2(input_values, attention_mask=attention_mask, mask_time_indices=mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True, compute_feature_penalty=True)
 
         # 1. context vectors c_t, projected to the codevector space: (B, T, D)
         c = self.project_hid(outputs.last_hidden_state)

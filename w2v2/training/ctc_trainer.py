@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from .callbacks import FreezeEncoderCallback
 from .metrics import load_wer_cer
@@ -47,15 +48,15 @@ class CTCTrainingArguments(TrainingArguments):
     )
     length_column_name: str = field(default="duration", metadata={"help": "Column of precomputed durations."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep raw audio/text for the collator."})
-    eval_strategy: str = field(default="steps", metadata={"help": "When to compute validation WER/CER."})
+    eval_strategy: IntervalStrategy | str = field(default="steps", metadata={"help": "When to compute validation WER/CER."})
     eval_steps: float | None = field(default=1000, metadata={"help": "Validation interval (fairseq: 1000)."})
-    save_strategy: str = field(default="steps", metadata={"help": "When to save checkpoints."})
+    save_strategy: SaveStrategy | str = field(default="steps", metadata={"help": "When to save checkpoints."})
     save_steps: float = field(default=1000, metadata={"help": "Checkpoint interval; a multiple of eval_steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best one is never removed)."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "End with the checkpoint of lowest WER."})
     metric_for_best_model: str | None = field(default="wer", metadata={"help": "Metric that picks the best checkpoint."})
     greater_is_better: bool | None = field(default=False, metadata={"help": "False: lower WER is better."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "Loggers (tensorboard, ...)."})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "Loggers (tensorboard, ...)."})
 
     tri_stage_schedule: bool = field(
         default=True, metadata={"help": "Tri-stage LR (warmup / hold / exponential decay) instead of lr_scheduler_type."}

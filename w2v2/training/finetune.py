@@ -53,6 +53,9 @@ class ModelArguments:
     )
     from_scratch: bool = field(default=False, metadata={"help": "Random initialisation from --config_name (baselines)."})
     config_name: str = field(default="tiny", metadata={"help": "With --from_scratch: 'tiny', 'base' or a config path/id."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'JSON of config fields to change, e.g. \'{"hidden_size": 128, "num_hidden_layers": 4}\'.'}
+    )
     processor_name_or_path: str | None = field(
         default=None, metadata={"help": "Reuse this processor instead of building the vocabulary from the transcripts."}
     )
@@ -159,14 +162,11 @@ def build_processor(model_args: ModelArguments, data_args: DataArguments, train)
 def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W2V2ForCTC, W2V2Processor]:
     """The CTC model with the recipe's settings, and the processor with a feature extractor matched to it."""
     tokenizer = processor.tokenizer
-    overrides: dict[str, Any] = dict(
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        **{name: getattr(model_args, name) for name in (
-            "mask_time_prob", "mask_time_length", "mask_feature_prob", "layerdrop", "activation_dropout",
-            "hidden_dropout", "attention_dropout", "feat_proj_dropout", "final_dropout", "ctc_loss_reduction",
-            "ctc_zero_infinity")},
-    )  # fmt: skip
+    overrides: dict[str, Any] = {name: getattr(model_args, name) for name in (
+        "mask_time_prob", "mask_time_length", "mask_feature_prob", "layerdrop", "activation_dropout", "hidden_dropout",
+        "attention_dropout", "feat_proj_dropout", "final_dropout", "ctc_loss_reduction", "ctc_zero_infinity")}  # fmt: skip
+    overrides.update(_json_overrides(model_args.config_overrides))
+    overrides.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     if model_args.from_scratch:
         if model_args.config_name in ("tiny", "base"):
             config = getattr(W2V2Config, model_args.config_name)(**overrides)
@@ -186,6 +186,18 @@ def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W
     if not model_args.processor_name_or_path:
         processor.feature_extractor = _feature_extractor_for(model_args, model.config)
     return model, processor
+
+
+def _json_overrides(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config_overrides={text!r} is not JSON ({error}); write e.g. '{{\"hidden_size\": 128}}'.") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"config_overrides={text!r} must be a JSON object of config fields, e.g. '{{\"layerdrop\": 0.0}}'.")
+    return overrides
 
 
 def _channel_span(model_args: ModelArguments, hidden_size: int) -> int:

@@ -66,6 +66,9 @@ class PretrainArguments:
     gradient_checkpointing: bool = False
     seed: int = 0
     max_minutes: float | None = field(default=None, metadata={"help": "stop (and save) after this much wall time"})
+    stop_after_updates: int | None = field(
+        default=None, metadata={"help": "end this invocation (saving) after so many updates; --resume continues"}
+    )
     logging_steps: int | None = None
     save_steps: int | None = None
     save_total_limit: int = field(default=2, metadata={"help": "complete checkpoints kept; 0 keeps all"})
@@ -209,7 +212,7 @@ def train(args: PretrainArguments) -> Path:
         logger.info("resumed from %s (update %d)", checkpoint, state["step"])
     elif args.resume:
         logger.info("no complete checkpoint in %s: starting from scratch", out)
-    step = state.pop("step", 0)
+    step = first_step = state.pop("step", 0)
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.exists() else []
     history = [r for r in history if r["step"] <= step]
     if accelerator.is_main_process:
@@ -305,17 +308,19 @@ def train(args: PretrainArguments) -> Path:
                 logger.warning(warning)
                 if args.stop_on_collapse:
                     stop_reason = warning
-        out_of_time = args.max_minutes is not None and time.time() - started > args.max_minutes * 60
+        out_of_time = (args.max_minutes is not None and time.time() - started > args.max_minutes * 60) or (
+            args.stop_after_updates is not None and step - first_step >= args.stop_after_updates)
         # 8. checkpoint: atomic, last k kept
         if step % args.save_steps == 0 or step == args.max_updates or stop_reason or out_of_time:
             state["elapsed"] = time.time() - started
             save_checkpoint(accelerator, out, step, {**state, "temperature": unwrapped.config.gumbel_temperature},
                             keep_last=args.save_total_limit)
         if stop_reason or out_of_time:
-            logger.warning("stopping at update %d: %s", step, stop_reason or f"max_minutes={args.max_minutes} reached")
+            logger.warning("stopping at update %d: %s", step, stop_reason or "max_minutes or stop_after_updates reached")
             break
     progress.close()
     accelerator.end_training()
+    _check_replicas(accelerator, unwrapped, out)
 
     # 9. the final model: safetensors, feature extractor, curves, model card, push
     if accelerator.is_main_process:
@@ -333,6 +338,18 @@ def train(args: PretrainArguments) -> Path:
             push_to_hub(out, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
     accelerator.wait_for_everyone()
     return out
+
+
+def _check_replicas(accelerator, model, out: Path) -> None:
+    """Gather one sum per parameter tensor from every process; they must agree exactly under DDP."""
+    sums = torch.stack([p.detach().double().sum() for p in model.parameters()]).to(accelerator.device)
+    gathered = accelerator.gather(sums[None]).cpu()  # (processes, parameters)
+    identical = bool((gathered == gathered[:1]).all())
+    if accelerator.is_main_process:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        (out / "runs" / "replicas.json").write_text(json.dumps({"processes": gathered.shape[0], "identical": identical}))
+    if not identical:
+        logger.warning("the %d processes ended with different weights", gathered.shape[0])
 
 
 PANELS = [("loss", "loss (nats / masked frame)"), ("contrastive_loss", "L_m (nats / masked frame)"),

@@ -1,0 +1,167 @@
+"""End-to-end tests of ``w2v2-pretrain`` on a tiny model: exact resume, SIGKILL during a
+checkpoint save, two processes against one, streaming with a corrupt file, and (slow) learning."""
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from pretrain_utils import make_audiofolder
+from safetensors.torch import load_file
+
+from w2v2.training.checkpointing import COMPLETE_MARKER, latest_checkpoint
+from w2v2.training.pretrain import parse_args, train
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_audiofolder(tmp_path_factory.mktemp("pt") / "audio", clips=12)
+
+
+def flags(folder, out, *extra):
+    return ["--dataset", str(folder), "--output_dir", str(out), "--recipe", "tiny", "--logging_steps", "1",
+            "--save_steps", "2", *map(str, extra)]
+
+
+def history(out):
+    return [json.loads(line) for line in (Path(out) / "runs" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_is_exact(folder, tmp_path):
+    # 6 updates cross an epoch boundary (about 3 batches per epoch); stop after 3, resume for 3 more.
+    train(parse_args(flags(folder, tmp_path / "full", "--max_updates", 6)))
+    train(parse_args(flags(folder, tmp_path / "split", "--max_updates", 6, "--stop_after_updates", 3)))
+    assert latest_checkpoint(tmp_path / "split").name == "checkpoint-00000003"
+    train(parse_args(flags(folder, tmp_path / "split", "--max_updates", 6, "--resume")))
+
+    full, split = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "split" / "model.safetensors")
+    assert full.keys() == split.keys()
+    assert max((full[k] - split[k]).abs().max().item() for k in full) <= 1e-6
+    config = [json.loads((tmp_path / d / "config.json").read_text()) for d in ("full", "split")]
+    assert config[0]["gumbel_temperature"] == config[1]["gumbel_temperature"] < 2.0
+    # same data order and temperature: the logged figures of updates 4..6 agree
+    for a, b in zip(history(tmp_path / "full")[3:], history(tmp_path / "split")[3:], strict=True):
+        assert a["step"] == b["step"]
+        assert a["contrastive_loss"] == pytest.approx(b["contrastive_loss"], abs=1e-5)
+        assert a["temperature"] == b["temperature"]
+    assert (tmp_path / "split" / "pretraining_curves.png").exists()
+    assert (tmp_path / "split" / "preprocessor_config.json").exists()
+    assert "pretraining" in (tmp_path / "split" / "README.md").read_text()
+
+
+def _complete_checkpoints_are_whole(out: Path) -> list[Path]:
+    found = sorted(p for p in out.glob("checkpoint-*") if (p / COMPLETE_MARKER).exists())
+    for ckpt in found:
+        load_file(ckpt / "model.safetensors")  # raises on a truncated file
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        assert state["step"] == int(ckpt.name.split("-")[1])
+        assert (ckpt / "optimizer.bin").stat().st_size > 0
+    return found
+
+
+@pytest.mark.multiprocess
+def test_sigkill_during_checkpoint_save(folder, tmp_path):
+    """Kill the trainer with SIGKILL while it is writing a checkpoint (twice, at random delays
+    after a save has begun); every checkpoint that looks complete is whole, and --resume
+    continues from the newest one."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "w2v2.training.pretrain", *flags(folder, out, "--max_updates", 12,
+               "--save_steps", 1, "--save_total_limit", 3)]
+    rng, mid_save = random.Random(0), 0
+    for attempt in range(2):
+        before = {p.name for p in out.glob("checkpoint-*")}
+        proc = subprocess.Popen(command + (["--resume"] if attempt else []), env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:  # wait for a new save to begin
+            if any(p.name.startswith(".tmp-checkpoint-") for p in out.glob(".tmp-*")) and len(before) <= len(
+                    {p.name for p in out.glob("checkpoint-*")} | before):
+                break
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.02) if attempt else 0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        mid_save += any(out.glob(".tmp-checkpoint-*"))
+        _complete_checkpoints_are_whole(out)
+    assert mid_save >= 1, "no kill landed inside a save"
+    last = latest_checkpoint(out)
+    result = subprocess.run(command + ["--resume"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    if last is not None:
+        assert f"resumed from {last}" in result.stderr
+    assert not list(out.glob(".tmp-checkpoint-*"))
+    assert history(out)[-1]["step"] == 12
+    assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.multiprocess
+def test_two_processes_match_one(folder, tmp_path):
+    """accelerate launch --num_processes 2 on CPU (gloo): the ranks end identical, and the loss
+    per masked frame matches one process on the same global batches within 2% (the clips,
+    crops, masks and negatives are the same; the Gumbel noise of the second half differs)."""
+    train(parse_args(flags(folder, tmp_path / "one", "--max_updates", 3, "--batch_seconds", 8)))
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
+               "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "w2v2.training.pretrain",
+               *flags(folder, tmp_path / "two", "--max_updates", 3, "--batch_seconds", 4)]
+    result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    replicas = json.loads((tmp_path / "two" / "runs" / "replicas.json").read_text())
+    assert replicas == {"processes": 2, "identical": True}
+    one, two = history(tmp_path / "one"), history(tmp_path / "two")
+    assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2, 3]
+    assert [r["audio_hours"] for r in one] == pytest.approx([r["audio_hours"] for r in two], rel=1e-6)
+    for a, b in zip(one, two):
+        assert a["loss"] == pytest.approx(b["loss"], rel=0.02)
+
+
+def test_streaming_with_a_corrupt_file(tmp_path):
+    data = make_audiofolder(tmp_path / "audio", clips=8, corrupt=1)
+    out = train(parse_args(flags(data, tmp_path / "out", "--max_updates", 4, "--streaming")))
+    last = history(out)[-1]
+    assert last["step"] == 4
+    assert last["corrupt_files"] >= 1
+    assert math.isfinite(last["loss"])
+    assert (out / "model.safetensors").exists()
+
+
+def test_bad_arguments_are_refused(folder, tmp_path):
+    with pytest.raises(ValueError, match="recipe"):
+        parse_args(flags(folder, tmp_path, "--recipe", "huge")[:-2] + ["--recipe", "huge"])
+    with pytest.raises(ValueError, match="hub_model_id"):
+        parse_args(flags(folder, tmp_path, "--push_to_hub"))
+
+
+def test_config_file(folder, tmp_path):
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps({"dataset": str(folder), "output_dir": str(tmp_path), "recipe": "base"}))
+    args = parse_args([str(path)])
+    assert (args.learning_rate, args.warmup_updates, args.max_updates) == (5e-4, 32_000, 400_000)
+    assert args.normalize is False and args.max_sample_size == 250_000
+
+
+@pytest.mark.slow
+def test_small_recipe_learns(tmp_path):
+    """A shortened ``small`` recipe on a few minutes of synthetic speech leaves chance."""
+    from w2v2.data.synth import generate_corpus
+
+    corpus = Path(generate_corpus(tmp_path / "corpus", seed=0, pretrain_minutes=8, train_10min_minutes=0.2,
+                                  train_1h_minutes=0.2, validation_minutes=0.2, test_clean_minutes=0.2,
+                                  test_other_minutes=0.2))
+    torch.manual_seed(0)
+    out = train(parse_args(["--dataset", str(corpus / "pretrain"), "--output_dir", str(tmp_path / "out"),
+                            "--recipe", "small", "--max_updates", 150, "--warmup_updates", 30, "--save_steps", 1000]))
+    config = json.loads((out / "config.json").read_text())
+    chance = 1 / (config["num_negatives"] + 1)
+    last = history(out)[-3:]
+    accuracy = sum(r["contrastive_accuracy"] for r in last) / len(last)
+    assert accuracy > 2 * chance
+    assert min(r["code_perplexity"] for r in last) > 4 * config["num_codevector_groups"]

@@ -1,0 +1,141 @@
+"""Unit tests of the pretraining building blocks: batching, corrupt audio, health, checkpoints, plots."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from pretrain_utils import make_audiofolder
+
+from w2v2.training.audio_data import AudioBatches, load_audio_dataset, plan_batches
+from w2v2.training.checkpointing import COMPLETE_MARKER, latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
+from w2v2.training.health import HealthMonitor
+from w2v2.training.plotting import plot_curves
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_audiofolder(tmp_path_factory.mktemp("audio") / "data", clips=12, corrupt=1)
+
+
+def test_plan_batches_respects_budget_and_buckets():
+    rng = np.random.default_rng(0)
+    durations = rng.uniform(1, 10, 200).tolist()
+    batches = plan_batches(durations, batch_seconds=30, max_seconds=6, max_batch_size=None, rng=rng)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    for b in batches:
+        longest = min(6, max(durations[i] for i in b))
+        assert len(b) == 1 or len(b) * longest <= 30
+    # bucketing: within a batch, durations are close to each other
+    spread = np.mean([max(durations[i] for i in b) - min(durations[i] for i in b) for b in batches])
+    assert spread < 1.0
+
+
+def _batches(folder, **kw):
+    kw = {"batch_seconds": 4.0, "max_sample_size": 16_000, "min_sample_size": 4_000, "seed": 3, **kw}
+    return AudioBatches(load_audio_dataset(folder, **({"streaming": True} if kw.pop("streaming", False) else {})), **kw)
+
+
+def test_batches_are_deterministic_and_skip_ahead(folder):
+    first = [b.keys for b in _batches(folder).epoch(1) if b is not None]
+    again = [b.keys for b in _batches(folder).epoch(1) if b is not None]
+    assert first == again
+    resumed = [b.keys for b in _batches(folder).epoch(1, skip=2) if b is not None]
+    assert resumed == first[2:]
+    assert [b.keys for b in _batches(folder).epoch(2) if b is not None] != first
+
+
+def test_batches_cut_to_shortest_and_crop(folder):
+    for batch in _batches(folder).epoch(0):
+        if batch is None:
+            continue
+        assert batch.attention_mask is None
+        assert batch.input_values.shape[1] <= 16_000
+        assert batch.seconds <= 4.0 + 1e-6 or batch.input_values.shape[0] == 1
+
+
+def test_corrupt_file_is_skipped_and_counted(folder, caplog):
+    data = _batches(folder)
+    seen = sum(b.input_values.shape[0] for b in data.epoch(0) if b is not None)
+    assert data.corrupt == 1
+    assert seen == 12
+    assert "broken0.flac" in caplog.text
+
+
+def test_streaming_batches_and_corrupt(folder):
+    data = _batches(folder, streaming=True)
+    batches = [b for b in data.epoch(0) if b is not None]
+    assert sum(b.input_values.shape[0] for b in batches) == 12
+    assert data.corrupt == 1
+    assert [b.keys for b in _batches(folder, streaming=True).epoch(0) if b is not None] == [b.keys for b in batches]
+
+
+def test_two_processes_split_the_global_batch(folder):
+    whole = [b for b in _batches(folder).epoch(0) if b is not None]
+    halves = [[b for b in _batches(folder, batch_seconds=2.0, num_processes=2, process_index=r).epoch(0)] for r in (0, 1)]
+    for b, h0, h1 in zip(whole, *halves):
+        parts = [h for h in (h0, h1) if h is not None]
+        assert sorted(k for h in parts for k in h.keys) == sorted(b.keys)
+        for h in parts:
+            rows = [b.keys.index(k) for k in h.keys]
+            torch.testing.assert_close(h.input_values, b.input_values[rows], rtol=0, atol=0)
+
+
+def test_bad_budget_is_refused(folder):
+    with pytest.raises(ValueError, match="batch_seconds"):
+        _batches(folder, batch_seconds=0.1)
+
+
+K = 20
+CHANCE = math.log(K + 1)
+
+
+@pytest.mark.parametrize(
+    "metrics, step, signature",
+    [
+        ({"contrastive_loss": CHANCE, "contrastive_accuracy": 0.05, "code_perplexity": 30, "grad_norm": 1}, 500, "stuck_at_chance"),
+        ({"contrastive_loss": 2.0, "contrastive_accuracy": 0.3, "code_perplexity": 2.2, "grad_norm": 1}, 500, "codebook_collapse"),
+        ({"contrastive_loss": 0.001, "contrastive_accuracy": 1.0, "code_perplexity": 30, "grad_norm": 1}, 50, "trivial_task"),
+        ({"contrastive_loss": 2.0, "contrastive_accuracy": 0.3, "code_perplexity": 30, "grad_norm": 1e-19}, 500, "vanishing_gradient"),
+        ({"contrastive_loss": 2.0, "contrastive_accuracy": 0.3, "code_perplexity": 30, "grad_norm": 1.0}, 500, None),
+        ({"contrastive_loss": CHANCE, "contrastive_accuracy": 0.05, "code_perplexity": 30, "grad_norm": 1}, 50, None),
+    ],
+)
+def test_health_signatures(metrics, step, signature):
+    monitor = HealthMonitor(K, 2, patience=100, window=3)
+    warnings = [w for s in range(step - 2, step + 1) for w in monitor.update(s, metrics)]
+    assert [w.split(":")[0] for w in warnings] == ([f"[health] {signature}"] if signature else [])
+    assert monitor.update(step + 1, metrics) == []  # reported once
+
+
+def test_checkpoints_are_atomic_and_rotated(tmp_path):
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(torch.nn.Linear(3, 2))
+    for step in (1, 2, 3):
+        save_checkpoint(accelerator, tmp_path, step, {"epoch": 0, "batch": step}, keep_last=2)
+    assert [p.name for p in sorted(tmp_path.glob("checkpoint-*"))] == ["checkpoint-00000002", "checkpoint-00000003"]
+    # a save that died before its rename, and a directory without the marker, are never "latest"
+    (tmp_path / ".tmp-checkpoint-00000004").mkdir()
+    (tmp_path / "checkpoint-00000005").mkdir()
+    assert latest_checkpoint(tmp_path).name == "checkpoint-00000003"
+    with pytest.raises(ValueError, match="incomplete"):
+        load_checkpoint(accelerator, tmp_path / "checkpoint-00000005")
+    assert len(remove_incomplete(tmp_path)) == 2
+    with torch.no_grad():
+        model.weight.zero_()
+    state = load_checkpoint(accelerator, latest_checkpoint(tmp_path))
+    assert state == {"step": 3, "epoch": 0, "batch": 3}
+    assert model.weight.abs().sum() > 0
+    assert json.loads((tmp_path / "checkpoint-00000003" / COMPLETE_MARKER).read_text())["step"] == 3
+
+
+def test_plot_curves(tmp_path):
+    history = [{"step": s, "loss": 3 - s / 10, "acc": s / 20} for s in range(1, 11)]
+    path = plot_curves(history, tmp_path / "c.png", panels=["loss", ("acc", "accuracy"), "missing"],
+                       references={"acc": [(0.05, "chance")]})
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="none of the panels"):
+        plot_curves(history, tmp_path / "d.png", panels=["nothing"])

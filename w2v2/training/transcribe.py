@@ -1,0 +1,299 @@
+"""Transcription with any CTC checkpoint: ``Transcriber`` and the ``w2v2-transcribe`` script.
+
+Long audio is read and recognised in overlapping windows, so memory does not grow with the
+length of a file. Windows of ``chunk_length_s`` start every ``chunk_length_s - 2 *
+stride_length_s`` seconds; of each window's frames only the middle is kept (the first window
+also keeps its start, the last its end), so every frame is decided with at least
+``stride_length_s`` of context on both sides and the kept frames tile the file exactly:
+
+    window k:  [k*S, k*S + W)          keep [k*S + C, k*S + W - C)     (W window, C context, S = W - 2C)
+
+Audio that soundfile reads (WAV, FLAC, OGG, MP3) is streamed block by block and resampled on
+the fly (``soxr.ResampleStream``); other formats are decoded whole with torchcodec. Greedy
+decoding keeps one id per 20 ms frame; beam search with an n-gram LM (``--lm``, pyctcdecode +
+kenlm) keeps the frame log-probabilities of one file (vocab floats per frame).
+
+    w2v2-transcribe --model_name_or_path runs/base-10min --inputs talk.flac recordings/ \\
+        --word_timestamps --output_format json --output_file out.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from ..modeling import W2V2ForCTC
+from ..processing import W2V2Processor
+from .audio_data import decode_audio
+
+__all__ = ["TranscribeArguments", "Transcriber", "build_lm_decoder", "list_audio_files", "main"]
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4")
+BLOCK_SECONDS = 1.0  # read granularity when streaming a file
+
+
+@dataclass
+class TranscribeArguments:
+    """``w2v2-transcribe`` arguments."""
+
+    model_name_or_path: str = field(metadata={"help": "CTC checkpoint, w2v2 or transformers format (folder or Hub id)."})
+    inputs: list[str] = field(metadata={"help": "Audio files and/or folders (searched recursively)."})
+    output_format: str = field(default="text", metadata={"help": "'text' or 'json'.", "choices": ["text", "json"]})
+    output_file: str | None = field(default=None, metadata={"help": "Write here instead of standard output."})
+    word_timestamps: bool = field(default=False, metadata={"help": "Add each word's start and end (seconds)."})
+    chunk_length_s: float = field(default=20.0, metadata={"help": "Window length in seconds."})
+    stride_length_s: float = field(default=2.5, metadata={"help": "Context on each side of a window's kept middle."})
+    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass."})
+    device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda', ...; default: cuda when available."})
+    lm: str | None = field(default=None, metadata={"help": "n-gram LM (ARPA or kenlm binary) for beam search."})
+    beam_width: int = field(default=32, metadata={"help": "Beams kept in LM beam search."})
+    lm_alpha: float = field(default=0.5, metadata={"help": "LM weight."})
+    lm_beta: float = field(default=1.0, metadata={"help": "Word insertion bonus."})
+    progress: bool = field(default=True, metadata={"help": "Progress bar (seconds of audio) on standard error."})
+
+
+def list_audio_files(inputs: list[str]) -> list[Path]:
+    """Files as given, and audio files under folders (sorted)."""
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise ValueError(f"input {str(item)!r} does not exist; pass audio files or folders holding them.")
+    return files
+
+
+@dataclass
+class _Window:
+    file: int  # index into the files being transcribed
+    samples: np.ndarray  # (window_samples,) float32
+    keep: tuple[int, int]  # kept frames, relative to the window start
+    last: bool  # the file's final window
+
+
+class Transcriber:
+    """Chunked CTC inference: greedy or LM beam search, with optional word timestamps.
+
+    Args:
+        model: a ``W2V2ForCTC`` (or transformers ``Wav2Vec2ForCTC``).
+        processor: its ``W2V2Processor``.
+        chunk_length_s, stride_length_s: window and per-side context (module docstring).
+        batch_size: windows per forward pass.
+        lm_decoder: a pyctcdecode decoder (:func:`build_lm_decoder`), or None for greedy.
+    """
+
+    def __init__(self, model, processor, *, chunk_length_s=20.0, stride_length_s=2.5, batch_size=8, lm_decoder=None):
+        self.model = model.eval()
+        self.processor = processor
+        self.rate = processor.feature_extractor.sampling_rate
+        ratio = model.config.inputs_to_logits_ratio  # samples per frame, 320
+        self.ratio = ratio
+        self.window = round(chunk_length_s * self.rate / ratio) * ratio
+        self.context = round(stride_length_s * self.rate / ratio) * ratio
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1.")
+        if self.window - 2 * self.context < ratio:
+            raise ValueError(
+                f"chunk_length_s={chunk_length_s} leaves nothing between two contexts of stride_length_s="
+                f"{stride_length_s}; use chunk_length_s > 2 * stride_length_s (e.g. 20 and 2.5)."
+            )
+        self.batch_size = batch_size
+        self.lm_decoder = lm_decoder
+        self.max_window_samples = 0  # largest window fed to the model, for memory checks
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, device: str | None = None, **kwargs) -> Transcriber:
+        """Load model and processor from one folder or Hub id (w2v2 or transformers format)."""
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = W2V2ForCTC.from_pretrained(name_or_path).to(device)
+        return cls(model, W2V2Processor.from_pretrained(name_or_path), **kwargs)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def _samples(self, path: Path) -> Iterator[np.ndarray]:
+        """Blocks of float32 mono audio at the model's rate."""
+        try:
+            handle = sf.SoundFile(str(path))
+        except (sf.LibsndfileError, RuntimeError):  # a format soundfile cannot read: decode it whole
+            yield decode_audio({"path": str(path), "bytes": None}, self.rate)
+            return
+        with handle:
+            stream = soxr.ResampleStream(handle.samplerate, self.rate, 1, dtype="float32") if handle.samplerate != self.rate else None
+            for block in handle.blocks(blocksize=int(BLOCK_SECONDS * handle.samplerate), dtype="float32", always_2d=True):
+                mono = block.mean(axis=1)
+                yield stream.resample_chunk(mono) if stream else mono
+            if stream:
+                yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+    def _windows(self, index: int, path: Path) -> Iterator[_Window]:
+        """Windows of one file, read as they are needed (the buffer never exceeds a window + a block)."""
+        step = self.window - 2 * self.context
+        keep_hi = (self.window - self.context) // self.ratio
+        buffer, first = np.zeros(0, dtype=np.float32), True  # buffer starts at the next window's start
+        for block in self._samples(path):
+            buffer = np.concatenate([buffer, block])
+            while len(buffer) > self.window:  # audio follows this window: it is not the last
+                lo = 0 if first else self.context // self.ratio
+                yield _Window(index, buffer[: self.window].copy(), (lo, keep_hi), last=False)
+                buffer, first = buffer[step:], False
+        if len(buffer):
+            yield _Window(index, buffer, (0 if first else self.context // self.ratio, None), last=True)
+
+    # ---- recognising ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _forward(self, windows: list[_Window]) -> list[np.ndarray]:
+        """Per window, its kept frames: greedy ids (frames,) or log-probs (frames, vocab)."""
+        lengths = [len(w.samples) for w in windows]
+        self.max_window_samples = max(self.max_window_samples, *lengths)
+        features = self.processor.feature_extractor([w.samples for w in windows], sampling_rate=self.rate, return_tensors="pt")
+        features = {k: v.to(self.model.device) for k, v in features.items()}
+        logits = self.model(**features).logits.float()  # (B, T, V)
+        if self.lm_decoder is None:
+            frames = logits.argmax(-1).cpu().numpy()  # (B, T)
+        else:
+            frames = torch.log_softmax(logits, -1).cpu().numpy()  # (B, T, V)
+        valid = self.model._get_feat_extract_output_lengths(torch.tensor(lengths)).tolist()  # frames before padding
+        return [f[:n][w.keep[0] : w.keep[1]] for w, f, n in zip(windows, frames, valid)]
+
+    def transcribe(self, paths: list[str | Path], *, word_timestamps: bool = False, progress: bool = False) -> Iterator[dict]:
+        """Yield ``{"path", "text", "duration"[, "words"]}`` per file, in order, as soon as it is done.
+
+        ``words`` are ``{"word", "start", "end"}`` in seconds from the start of the file.
+        Windows of several files share a batch; without an attention mask (group-norm models,
+        whose outputs change with padding) only windows of equal length do.
+        """
+        paths = [Path(p) for p in paths]
+        durations = [_seconds(p) for p in paths]
+        can_pad = bool(self.processor.feature_extractor.return_attention_mask)
+        parts: dict[int, list[np.ndarray]] = defaultdict(list)
+        pending: dict[int, int] = defaultdict(int)  # windows read but not yet run, per file
+        bar = tqdm(total=round(sum(durations), 1), unit="s", disable=not progress, file=sys.stderr, desc="audio")
+        batch: list[_Window] = []
+        read, done = 0, 0  # files read completely; files yielded
+
+        def run() -> None:
+            for window, frames in zip(batch, self._forward(batch)):
+                parts[window.file].append(frames)
+                pending[window.file] -= 1
+                bar.update(round(len(frames) * self.ratio / self.rate, 2))
+            batch.clear()
+
+        for index, path in enumerate(paths):
+            for window in self._windows(index, path):
+                if batch and not can_pad and len(window.samples) != len(batch[0].samples):
+                    run()
+                batch.append(window)
+                pending[index] += 1
+                if len(batch) == self.batch_size:
+                    run()
+            read = index + 1
+            if index == len(paths) - 1 and batch:
+                run()
+            while done < read and pending[done] == 0:
+                yield self._result(paths[done], durations[done], parts.pop(done, []), word_timestamps)
+                done += 1
+        bar.close()
+
+    def _result(self, path: Path, duration: float, parts: list[np.ndarray], word_timestamps: bool) -> dict:
+        seconds_per_frame = self.ratio / self.rate
+        if self.lm_decoder is not None:
+            log_probs = np.concatenate(parts) if parts else np.zeros((0, len(self.processor.tokenizer)), np.float32)
+            text, words = self.lm_decoder(log_probs)
+        else:
+            ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            decoded = self.processor.tokenizer.decode(ids, output_word_offsets=True)
+            text = decoded.text
+            words = [(w["word"], w["start_offset"], w["end_offset"]) for w in decoded.word_offsets]
+        result = {"path": str(path), "text": text, "duration": round(duration, 3)}
+        if word_timestamps:
+            result["words"] = [
+                {"word": w, "start": round(s * seconds_per_frame, 3), "end": round(e * seconds_per_frame, 3)}
+                for w, s, e in words
+            ]
+        return result
+
+
+def _seconds(path: Path) -> float:
+    try:
+        return float(sf.info(str(path)).duration)
+    except (sf.LibsndfileError, RuntimeError):
+        from torchcodec.decoders import AudioDecoder
+
+        return float(AudioDecoder(str(path)).metadata.duration_seconds)
+
+
+def build_lm_decoder(tokenizer, lm_path: str, *, alpha: float = 0.5, beta: float = 1.0, beam_width: int = 32):
+    """Beam search with an n-gram LM (pyctcdecode + kenlm): ``log_probs (T, V) -> (text, [(word, start, end)])``.
+
+    The decoder's alphabet is the tokenizer's vocabulary in id order: the blank (``<pad>``)
+    becomes ``""``, the word delimiter ``" "`` and ``<unk>`` ``"⁇"``; the LM's words must be
+    written in the same case as the vocabulary.
+    """
+    try:
+        from pyctcdecode import build_ctcdecoder
+    except ImportError as error:
+        raise ValueError("--lm needs pyctcdecode and kenlm: pip install 'w2v2[lm]' (or drop --lm for greedy decoding).") from error
+    if not Path(lm_path).is_file():
+        raise ValueError(f"lm={lm_path!r} is not a file; pass an ARPA or kenlm binary n-gram model.")
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    special = {tokenizer.pad_token: "", tokenizer.word_delimiter_token: " ", tokenizer.unk_token: "⁇"}
+    labels = [special.get(token, token) for token, _ in vocab]
+    decoder = build_ctcdecoder(labels, kenlm_model_path=str(lm_path), alpha=alpha, beta=beta)
+
+    def decode(log_probs: np.ndarray) -> tuple[str, list[tuple[str, int, int]]]:
+        if not len(log_probs):
+            return "", []
+        text, _, word_frames, _, _ = decoder.decode_beams(log_probs, beam_width=beam_width)[0]
+        return text, [(word, start, end) for word, (start, end) in word_frames]
+
+    return decode
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """``w2v2-transcribe``: text (one line per file, ``path<TAB>text`` for several) or JSON."""
+    (args,) = HfArgumentParser(TranscribeArguments).parse_args_into_dataclasses(args=argv)
+    files = list_audio_files(args.inputs)
+    if not files:
+        raise ValueError(f"no audio files in {args.inputs}; pass files or folders with {', '.join(AUDIO_SUFFIXES)} files.")
+    transcriber = Transcriber.from_pretrained(
+        args.model_name_or_path, device=args.device, chunk_length_s=args.chunk_length_s,
+        stride_length_s=args.stride_length_s, batch_size=args.batch_size,
+    )  # fmt: skip
+    if args.lm:
+        transcriber.lm_decoder = build_lm_decoder(transcriber.processor.tokenizer, args.lm, alpha=args.lm_alpha,
+                                                  beta=args.lm_beta, beam_width=args.beam_width)  # fmt: skip
+    out = open(args.output_file, "w") if args.output_file else sys.stdout
+    results = []
+    try:
+        for result in transcriber.transcribe(files, word_timestamps=args.word_timestamps, progress=args.progress):
+            results.append(result)
+            if args.output_format == "text":
+                out.write(result["text"] + "\n" if len(files) == 1 else f"{result['path']}\t{result['text']}\n")
+                for word in result.get("words", []):
+                    out.write(f"{word['start']:.2f}\t{word['end']:.2f}\t{word['word']}\n")
+                out.flush()
+        if args.output_format == "json":
+            json.dump(results, out, indent=1)
+            out.write("\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return results
+
+
+if __name__ == "__main__":
+    main()
