@@ -27,3 +27,19 @@ def padded_batch():
 from hub_server import hub_server  # noqa: E402,F401
 
 # --- end hub ------------------------------------------------------------------------------
+
+
+# --- ctc: a tiny recognizer fine-tuned on four spoken utterances (owner: fine-tuning, issue 5) ---
+@pytest.fixture(scope="session")
+def tiny_ctc(tmp_path_factory):
+    """``FinetuneResult`` of ``finetune_helpers.train_tiny_ctc``: trained once per session (~15 s)."""
+    from finetune_helpers import train_tiny_ctc
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 40k-parameter model: threads only add overhead
+    try:
+        yield train_tiny_ctc(tmp_path_factory.mktemp("tiny_ctc"))
+    finally:
+        torch.set_num_threads(threads)
+
+# --- end ctc ----------------------------------------------------------------------------------

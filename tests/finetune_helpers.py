@@ -50,3 +50,22 @@ def long_recording(path: Path, seconds: float, texts=UTTERANCES, gap_s: float = 
                 words += texts[i % len(texts)].split()
             i += 1
     return words
+
+
+def train_tiny_ctc(root: Path, *, steps: int = 400, seed: int = 0, **training_overrides):
+    """Fine-tune a tiny model from scratch on :data:`UTTERANCES` (one utterance per batch, no
+    SpecAugment or dropout) until it has memorised them: about 10 s on one CPU thread."""
+    from w2v2.training.ctc_trainer import CTCTrainingArguments
+    from w2v2.training.finetune import DataArguments, ModelArguments, finetune_ctc
+
+    write_audiofolder(root / "data")
+    model_args = ModelArguments(from_scratch=True, config_name="tiny", mask_time_prob=0.0, mask_feature_prob=0.0,
+                                layerdrop=0.0, activation_dropout=0.0)  # fmt: skip
+    data_args = DataArguments(dataset_name_or_path=str(root / "data"), train_split="train", eval_split="train",
+                              test_splits=[])  # fmt: skip
+    training_args = CTCTrainingArguments(
+        output_dir=str(root / "model"), max_steps=steps, learning_rate=5e-3, per_device_train_batch_size=1,
+        per_device_eval_batch_size=1, eval_steps=steps, save_steps=steps, logging_steps=20, seed=seed,
+        disable_tqdm=True, use_cpu=True, save_total_limit=1, **training_overrides,
+    )  # fmt: skip
+    return finetune_ctc(model_args, data_args, training_args)

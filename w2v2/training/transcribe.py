@@ -206,6 +206,7 @@ class Transcriber:
             while done < read and pending[done] == 0:
                 yield self._result(paths[done], durations[done], parts.pop(done, []), word_timestamps)
                 done += 1
+        bar.update(max(0.0, bar.total - bar.n))  # kept frames stop short of the last receptive field
         bar.close()
 
     def _result(self, path: Path, duration: float, parts: list[np.ndarray], word_timestamps: bool) -> dict:

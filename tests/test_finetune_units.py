@@ -1,0 +1,185 @@
+"""Fast pieces of CTC fine-tuning: tri-stage schedule, WER/CER metric, collator, encoder freezing, arguments."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import HfArgumentParser, TrainerCallback
+
+from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC, W2V2Processor
+from w2v2.training.callbacks import FreezeEncoderCallback
+from w2v2.training.collators import DataCollatorCTCWithPadding, normalize_transcript
+from w2v2.training.ctc_trainer import CTCTrainer, CTCTrainingArguments
+from w2v2.training.finetune import DataArguments, ModelArguments, _json_overrides
+from w2v2.training.metrics import load_wer_cer
+from w2v2.training.schedulers import get_tri_stage_schedule, tri_stage_phase_steps
+
+# ---- tri-stage schedule ------------------------------------------------------------------
+
+LR = 2e-3
+# 1000 updates, ratios 0.1/0.4/0.5: warmup [0, 100), hold [100, 500), decay [500, 1000), then final
+BOUNDARIES = [
+    (0, 0.01 * LR),  # warmup starts at init_lr_scale * lr
+    (50, (0.01 + 0.99 * 0.5) * LR),  # linear half-way
+    (100, LR),  # hold
+    (499, LR),
+    (500, LR),  # decay starts at lr
+    (750, LR * 0.05**0.5),  # exponential: geometric mean half-way
+    (999, LR * 0.05 ** (499 / 500)),
+    (1000, 0.05 * LR),  # final_lr_scale * lr, and it stays there
+    (1200, 0.05 * LR),
+]
+
+
+@pytest.mark.parametrize("step,expected", BOUNDARIES)
+def test_tri_stage_learning_rate_at_phase_boundaries(step, expected):
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    schedule = get_tri_stage_schedule(optimizer, 1000)
+    for _ in range(step):
+        optimizer.step()
+        schedule.step()
+    assert schedule.get_last_lr()[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_tri_stage_phases_of_fairseq_base_10m():
+    assert tri_stage_phase_steps(13_000) == (1300, 5200, 6500)
+
+
+@pytest.mark.parametrize("kwargs", [dict(phase_ratios=(0.5, 0.5)), dict(phase_ratios=(0.2, 0.2, 0.2)), dict(init_lr_scale=0.0)])
+def test_tri_stage_rejects_bad_settings(kwargs):
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    with pytest.raises(ValueError, match="phase_ratios|init_lr_scale"):
+        get_tri_stage_schedule(optimizer, 100, **kwargs)
+
+
+# ---- metric, text, collator ---------------------------------------------------------------
+
+
+def test_wer_cer_metric_loads_offline_with_evaluate():
+    metric = load_wer_cer()
+    scores = metric.compute(predictions=["A CAT SAT", "HI"], references=["A HAT SAT", "HI"])
+    assert scores["wer"] == pytest.approx(1 / 4)
+    assert scores["cer"] == pytest.approx(1 / 11)
+    with pytest.raises(ValueError, match="empty"):
+        metric.compute(predictions=["A"], references=[" "])
+
+
+def test_normalize_transcript_drops_punctuation_keeps_apostrophes():
+    assert normalize_transcript('  "Hello,  world!"  ') == "Hello world"
+    assert normalize_transcript("I CAN'T HELP IT.") == "I CAN'T HELP IT"
+
+
+@pytest.fixture
+def processor():
+    tokenizer = W2V2CTCTokenizer.from_texts(["HELLO WORLD", "GOOD MORNING"])
+    return W2V2Processor(W2V2FeatureExtractor(do_normalize=False), tokenizer)
+
+
+def test_collator_pads_audio_and_labels(processor):
+    rng = np.random.default_rng(0)
+    examples = [
+        {"audio": {"array": rng.standard_normal(1600).astype(np.float32), "sampling_rate": 16_000}, "transcription": "HELLO, WORLD!"},
+        {"audio": {"array": rng.standard_normal(800).astype(np.float32), "sampling_rate": 16_000}, "transcription": "GOOD"},
+    ]  # fmt: skip
+    batch = DataCollatorCTCWithPadding(processor)(examples)
+    assert batch["input_values"].shape == (2, 1600)
+    assert torch.all(batch["input_values"][1, 800:] == 0)
+    assert batch["labels"].shape == (2, len("HELLO WORLD"))
+    assert torch.all(batch["labels"][1, 4:] == -100)
+    assert processor.batch_decode(batch["labels"], group_tokens=False) == ["HELLO WORLD", "GOOD"]
+
+
+def test_collator_names_missing_column(processor):
+    with pytest.raises(ValueError, match="'transcription'.*remove_unused_columns"):
+        DataCollatorCTCWithPadding(processor)([{"audio": np.zeros(800, np.float32), "text": "HI"}])
+
+
+# ---- freeze_finetune_updates ----------------------------------------------------------------
+
+
+class _Snapshots(TrainerCallback):
+    """Parameters after every update."""
+
+    def __init__(self, model):
+        self.model, self.by_step = model, {0: self.copy(model)}
+
+    @staticmethod
+    def copy(model):
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.by_step[state.global_step] = self.copy(self.model)
+
+
+class _Batches(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return {"input_values": torch.randn(3200, generator=g), "labels": torch.randint(1, 8, (4,), generator=g)}
+
+
+def _changed(before, after, prefix):
+    return {n for n in before if n.startswith(prefix) and not torch.equal(before[n], after[n])}
+
+
+def test_freeze_finetune_updates_trains_only_the_head_first(tmp_path):
+    model = W2V2ForCTC(W2V2Config.tiny(vocab_size=8, mask_time_prob=0.0))
+    model.freeze_feature_encoder()
+    args = CTCTrainingArguments(
+        output_dir=str(tmp_path), max_steps=6, freeze_finetune_updates=3, learning_rate=1e-2, per_device_train_batch_size=2,
+        eval_strategy="no", save_strategy="no", load_best_model_at_end=False, train_sampling_strategy="random",
+        report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1,
+    )  # fmt: skip
+    snapshots = _Snapshots(model)
+    trainer = CTCTrainer(model=model, args=args, train_dataset=_Batches(), callbacks=[snapshots],
+                         data_collator=lambda rows: {k: torch.stack([r[k] for r in rows]) for k in rows[0]})  # fmt: skip
+    trainer.train()
+    s = snapshots.by_step
+    encoder = {n for n in s[0] if n.startswith("wav2vec2.") and not n.startswith("wav2vec2.feature_extractor")}
+    # frozen phase: updates 1-3 move the head only
+    assert _changed(s[0], s[3], "lm_head") == {"lm_head.weight", "lm_head.bias"}
+    assert not _changed(s[0], s[3], "wav2vec2.")
+    # afterwards the encoder trains too (the feature encoder f: X -> Z stays frozen throughout)
+    assert _changed(s[3], s[6], "lm_head")
+    assert encoder & _changed(s[3], s[6], "wav2vec2.encoder")
+    assert not _changed(s[0], s[6], "wav2vec2.feature_extractor")
+    assert all(p.requires_grad for n, p in model.named_parameters() if n in encoder)
+    # the tri-stage schedule drove the learning rate: warmup over 10 % of 6 updates is 0 updates
+    lrs = [entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry]
+    assert lrs[0] == pytest.approx(1e-2)
+
+
+def test_freeze_callback_rejects_negative_updates():
+    with pytest.raises(ValueError, match="freeze_updates"):
+        FreezeEncoderCallback(-1)
+
+
+# ---- arguments ---------------------------------------------------------------------------
+
+
+def test_command_line_accepts_recipe_and_standard_trainer_flags():
+    parser = HfArgumentParser((ModelArguments, DataArguments, CTCTrainingArguments))
+    model_args, data_args, args = parser.parse_args_into_dataclasses(args=[
+        "--model_name_or_path", "ckpt", "--dataset_name_or_path", "corpus", "--output_dir", "out",
+        "--tri_stage_phase_ratios", "0.2", "0.3", "0.5", "--freeze_finetune_updates", "7",
+        "--learning_rate", "1e-4", "--per_device_train_batch_size", "2", "--test_splits", "a", "b",
+    ])  # fmt: skip
+    assert args.tri_stage_phase_ratios == [0.2, 0.3, 0.5] and args.freeze_finetune_updates == 7
+    assert args.learning_rate == 1e-4 and args.adam_beta2 == 0.98 and args.max_steps == 13_000
+    assert args.metric_for_best_model == "wer" and args.greater_is_better is False
+    assert data_args.test_splits == ["a", "b"] and model_args.mask_time_prob == 0.65
+
+
+def test_config_overrides_must_be_a_json_object():
+    assert _json_overrides('{"hidden_size": 64}') == {"hidden_size": 64}
+    for bad in ("hidden_size=64", "[1, 2]"):
+        with pytest.raises(ValueError, match="config_overrides"):
+            _json_overrides(bad)
+
+
+def test_tri_stage_decay_is_exponential_not_linear():
+    # the midpoint of the decay phase is the geometric mean of lr and final lr
+    assert math.isclose(BOUNDARIES[5][1], math.sqrt(LR * 0.05 * LR))
