@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -55,13 +56,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--name", default="small")
     parser.add_argument("--figure", default=None, help="copy the curves PNG here")
+    parser.add_argument("--threads", default="1", help="OMP_NUM_THREADS of the run; 1 avoids spin-waiting when the cores are shared")
     parser.add_argument("extra", nargs="*", help="more w2v2-pretrain flags (after --)")
     args = parser.parse_args(argv)
 
     command = [sys.executable, "-m", "w2v2.training.pretrain", "--dataset", str(Path(args.corpus) / "pretrain"),
                "--output_dir", args.out, "--recipe", "small", "--max_minutes", str(args.minutes), *args.extra]
     started = time.time()
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": args.threads})
     row = summarize(Path(args.out)) | {"name": args.name, "wall_minutes": round((time.time() - started) / 60, 1)}
     if args.figure:
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)

@@ -174,11 +174,9 @@ def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W
             config = W2V2Config.from_pretrained(model_args.config_name, **overrides)
         config.mask_feature_length = _channel_span(model_args, config.hidden_size)
         model = W2V2ForCTC(config)
-    elif model_args.model_name_or_path:
+    else:
         model = W2V2ForCTC.from_pretrained(model_args.model_name_or_path, ignore_mismatched_sizes=True, **overrides)
         model.config.mask_feature_length = _channel_span(model_args, model.config.hidden_size)
-    else:
-        raise ValueError("no model given: pass --model_name_or_path (a checkpoint) or --from_scratch with --config_name.")
     if model.config.vocab_size != len(tokenizer):
         raise ValueError(f"vocab_size={model.config.vocab_size} but the tokenizer has {len(tokenizer)} tokens; they must match.")
     if model_args.freeze_feature_encoder:
@@ -227,6 +225,8 @@ def finetune_ctc(
     model_args: ModelArguments, data_args: DataArguments, training_args: CTCTrainingArguments
 ) -> FinetuneResult:
     """Fine-tune a CTC recognizer; returns the output folder, metrics and the trainer (module docstring)."""
+    if not (model_args.from_scratch or model_args.model_name_or_path):
+        raise ValueError("no model given: pass --model_name_or_path (a checkpoint) or --from_scratch with --config_name.")
     if not data_args.dataset_name_or_path:
         raise ValueError("no dataset given: pass --dataset_name_or_path (an audiofolder folder, saved dataset or Hub id).")
     if data_args.streaming and training_args.max_steps <= 0:

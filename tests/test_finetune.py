@@ -1,0 +1,87 @@
+"""End-to-end CTC fine-tuning on a few spoken utterances (tiny models, one CPU thread)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from finetune_helpers import UTTERANCES, write_audiofolder
+from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+
+from w2v2 import W2V2ForCTC, W2V2Processor
+from w2v2.training.ctc_trainer import CTCTrainingArguments
+from w2v2.training.finetune import DataArguments, ModelArguments, finetune_ctc, main
+from w2v2.training.transcribe import Transcriber
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_model_memorises_its_training_utterances(tiny_ctc):
+    losses = [entry["loss"] for entry in tiny_ctc.trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0] / 20  # training CTC loss goes down
+    assert tiny_ctc.metrics["train_wer"] == 0.0 and tiny_ctc.metrics["train_cer"] == 0.0
+    # what was saved transcribes them exactly, one file at a time
+    transcriber = Transcriber.from_pretrained(tiny_ctc.output_dir, device="cpu")
+    files = sorted((Path(tiny_ctc.output_dir).parent / "data" / "train").glob("*.flac"))
+    results = list(transcriber.transcribe(files))
+    assert [r["text"] for r in results] == list(UTTERANCES)
+
+
+def test_saved_folder_has_processor_metrics_and_model_card(tiny_ctc):
+    out = Path(tiny_ctc.output_dir)
+    processor = W2V2Processor.from_pretrained(out)
+    model = W2V2ForCTC.from_pretrained(out)
+    assert model.config.vocab_size == len(processor.tokenizer)
+    assert model.config.pad_token_id == processor.tokenizer.pad_token_id == 0
+    card = (out / "README.md").read_text()
+    assert "train_wer" in card and "automatic-speech-recognition" in card
+    assert json.loads((out / "all_results.json").read_text())["train_wer"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spoken")
+    write_audiofolder(root, UTTERANCES[:2], split="train")
+    return root
+
+
+@pytest.mark.parametrize("feat_extract_norm", ["group", "layer"])
+def test_fine_tunes_from_a_transformers_pretraining_checkpoint(spoken, tmp_path, feat_extract_norm):
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, codevector_dim=16, proj_codevector_dim=16,
+        num_codevectors_per_group=8, feat_extract_norm=feat_extract_norm, do_stable_layer_norm=feat_extract_norm == "layer",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Wav2Vec2ForPreTraining(config).save_pretrained(tmp_path / "hf")
+    pretrained = Wav2Vec2ForPreTraining.from_pretrained(tmp_path / "hf").state_dict()
+    result = finetune_ctc(
+        ModelArguments(model_name_or_path=str(tmp_path / "hf")),
+        DataArguments(dataset_name_or_path=str(spoken), train_split="train", eval_split="", test_splits=["train"]),
+        CTCTrainingArguments(output_dir=str(tmp_path / "out"), max_steps=4, learning_rate=1e-3, per_device_train_batch_size=2,
+                             use_cpu=True, disable_tqdm=True, save_strategy="no", eval_strategy="no"),
+    )  # fmt: skip
+    model = result.trainer.model
+    assert result.trainer.args.freeze_finetune_updates == 3  # 10/13 of the updates, as in fairseq base_10m
+    # the encoder came from the checkpoint (the feature encoder stayed frozen), the head is new
+    weight = "wav2vec2.feature_extractor.conv_layers.1.conv.weight"
+    assert torch.equal(model.state_dict()[weight], pretrained[weight])
+    assert model.lm_head.out_features == len(W2V2Processor.from_pretrained(result.output_dir).tokenizer)
+    assert model.config.mask_time_prob == 0.65 and model.config.mask_feature_length == 3  # 64/768 of 32 channels
+    assert W2V2Processor.from_pretrained(result.output_dir).feature_extractor.return_attention_mask == (feat_extract_norm == "layer")
+    assert result.metrics["train_cer"] >= 0.0  # insertions can push it past 1 after 4 updates
+
+
+def test_command_line_runs_and_reports_errors(spoken, tmp_path, capsys):
+    metrics = main([
+        "--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--eval_split", "train",
+        "--test_splits", "train", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--output_dir", str(tmp_path),
+        "--use_cpu", "--disable_tqdm", "true", "--mask_feature_prob", "0",
+    ])  # fmt: skip
+    assert "train_wer" in metrics and (tmp_path / "vocab.json").exists()
+    assert '"train_wer"' in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--model_name_or_path"):
+        main(["--dataset_name_or_path", str(spoken), "--train_split", "train", "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="text_column='text'"):
+        main(["--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--text_column", "text",
+              "--output_dir", str(tmp_path)])  # fmt: skip
