@@ -105,12 +105,16 @@ def test_sigkill_during_checkpoint_save(folder, tmp_path):
 
 @pytest.mark.multiprocess
 def test_two_processes_match_one(folder, tmp_path):
-    """accelerate launch --num_processes 2 on CPU (gloo): the ranks end identical, and the loss
-    per masked frame matches one process on the same global batches within 2% (the clips,
-    crops, masks and negatives are the same; the Gumbel noise of the second half differs)."""
+    """accelerate launch --multi_gpu --num_processes 2 on CPU (gloo: the trainer passes cpu=True
+    to Accelerate when WORLD_SIZE > 1 and there is no GPU): the ranks end identical, and the loss
+    per masked frame matches one process on the same global batches within 5%. Clips, crops and
+    masks are the same (audio and masked frames match exactly); the quantizer's Gumbel noise is
+    drawn per process, so the second half of the batch sees other noise, which moved the loss
+    by up to 2.5% in trials."""
     train(parse_args(flags(folder, tmp_path / "one", "--max_updates", 3, "--batch_seconds", 8)))
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-               "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "w2v2.training.pretrain",
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(random.randint(20_000, 40_000)), "-m", "w2v2.training.pretrain",
                *flags(folder, tmp_path / "two", "--max_updates", 3, "--batch_seconds", 4)]
     result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -119,8 +123,9 @@ def test_two_processes_match_one(folder, tmp_path):
     one, two = history(tmp_path / "one"), history(tmp_path / "two")
     assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2, 3]
     assert [r["audio_hours"] for r in one] == pytest.approx([r["audio_hours"] for r in two], rel=1e-6)
+    assert [r["masked_frames"] for r in one] == [r["masked_frames"] for r in two]
     for a, b in zip(one, two):
-        assert a["loss"] == pytest.approx(b["loss"], rel=0.02)
+        assert a["loss"] == pytest.approx(b["loss"], rel=0.05)
 
 
 def test_streaming_with_a_corrupt_file(tmp_path):

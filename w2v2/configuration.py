@@ -31,6 +31,62 @@ PAPER_CONV_DIM = (512,) * 7
 PAPER_CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
 PAPER_CONV_STRIDE = (5, 2, 2, 2, 2, 2, 2)
 
+# What BASE and LARGE share (fairseq's Wav2Vec2Config and pretraining yaml files).
+PAPER_COMMON = dict(
+    conv_dim=PAPER_CONV_DIM,
+    conv_kernel=PAPER_CONV_KERNEL,
+    conv_stride=PAPER_CONV_STRIDE,
+    num_conv_pos_embeddings=128,
+    num_conv_pos_embedding_groups=16,
+    hidden_dropout=0.1,
+    attention_dropout=0.1,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.1,  # fairseq dropout_input
+    feat_quantizer_dropout=0.1,  # fairseq dropout_features
+    num_codevector_groups=2,  # G
+    num_codevectors_per_group=320,  # V
+    num_negatives=100,  # K
+    contrastive_logits_temperature=0.1,  # kappa
+    diversity_loss_weight=0.1,  # alpha
+    max_gumbel_temperature=2.0,
+    gumbel_temperature_decay=0.999995,
+)
+BASE = dict(
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    conv_bias=False,
+    feat_extract_norm="group",
+    do_stable_layer_norm=False,
+    layerdrop=0.05,
+    codevector_dim=256,
+    proj_codevector_dim=256,
+    feature_penalty_weight=10.0,  # beta
+    feature_grad_mult=0.1,
+    min_gumbel_temperature=0.5,
+)
+LARGE = dict(
+    hidden_size=1024,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    intermediate_size=4096,
+    conv_bias=True,
+    feat_extract_norm="layer",
+    do_stable_layer_norm=True,
+    # wav2vec2_large_librivox.yaml turns every dropout off.
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    feat_proj_dropout=0.0,
+    feat_quantizer_dropout=0.0,
+    layerdrop=0.0,
+    codevector_dim=768,
+    proj_codevector_dim=768,
+    feature_penalty_weight=0.0,
+    feature_grad_mult=1.0,
+    min_gumbel_temperature=0.1,
+)
+
 
 @strict
 class W2V2Config(Wav2Vec2Config):
@@ -163,75 +219,12 @@ class W2V2Config(Wav2Vec2Config):
     @classmethod
     def base(cls, **overrides) -> "W2V2Config":
         """The paper's BASE model with fairseq's LibriSpeech pretraining recipe (95 M parameters)."""
-        values = dict(
-            hidden_size=768,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            intermediate_size=3072,
-            conv_dim=PAPER_CONV_DIM,
-            conv_kernel=PAPER_CONV_KERNEL,
-            conv_stride=PAPER_CONV_STRIDE,
-            conv_bias=False,
-            feat_extract_norm="group",
-            do_stable_layer_norm=False,
-            num_conv_pos_embeddings=128,
-            num_conv_pos_embedding_groups=16,
-            hidden_dropout=0.1,
-            attention_dropout=0.1,
-            activation_dropout=0.0,
-            feat_proj_dropout=0.1,  # fairseq dropout_input
-            feat_quantizer_dropout=0.1,  # fairseq dropout_features
-            layerdrop=0.05,
-            num_codevector_groups=2,
-            num_codevectors_per_group=320,
-            codevector_dim=256,
-            proj_codevector_dim=256,
-            num_negatives=100,
-            contrastive_logits_temperature=0.1,
-            diversity_loss_weight=0.1,
-            feature_penalty_weight=10.0,
-            feature_grad_mult=0.1,
-            max_gumbel_temperature=2.0,
-            min_gumbel_temperature=0.5,
-            gumbel_temperature_decay=0.999995,
-        )
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**PAPER_COMMON, **BASE, **overrides})
 
     @classmethod
     def large(cls, **overrides) -> "W2V2Config":
         """The paper's LARGE model (317 M parameters): layer-norm encoder, pre-LN Transformer."""
-        values = dict(
-            hidden_size=1024,
-            num_hidden_layers=24,
-            num_attention_heads=16,
-            intermediate_size=4096,
-            conv_dim=PAPER_CONV_DIM,
-            conv_kernel=PAPER_CONV_KERNEL,
-            conv_stride=PAPER_CONV_STRIDE,
-            conv_bias=True,
-            feat_extract_norm="layer",
-            do_stable_layer_norm=True,
-            hidden_dropout=0.1,
-            attention_dropout=0.1,
-            activation_dropout=0.0,
-            feat_proj_dropout=0.1,
-            feat_quantizer_dropout=0.1,
-            layerdrop=0.0,
-            num_codevector_groups=2,
-            num_codevectors_per_group=320,
-            codevector_dim=768,
-            proj_codevector_dim=768,
-            num_negatives=100,
-            diversity_loss_weight=0.1,
-            feature_penalty_weight=0.0,
-            feature_grad_mult=1.0,
-            max_gumbel_temperature=2.0,
-            min_gumbel_temperature=0.1,
-            gumbel_temperature_decay=0.999995,
-        )
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**PAPER_COMMON, **LARGE, **overrides})
 
     @classmethod
     def tiny(cls, **overrides) -> "W2V2Config":

@@ -247,8 +247,11 @@ def finetune_ctc(
 
     # 3. trainer
     if training_args.freeze_finetune_updates is None:
-        recipe_freeze = 0 if model_args.from_scratch else round(training_args.max_steps * RECIPE_FREEZE_FRACTION)
-        training_args.freeze_finetune_updates = max(0, recipe_freeze)
+        updates = training_args.max_steps
+        if updates <= 0:  # counted in epochs
+            per_epoch = math.ceil(len(train) / (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps))
+            updates = math.ceil(per_epoch * training_args.num_train_epochs)
+        training_args.freeze_finetune_updates = 0 if model_args.from_scratch else round(updates * RECIPE_FREEZE_FRACTION)
     eval_dataset = eval_splits.get(data_args.eval_split) if data_args.eval_split else None
     if eval_dataset is None and training_args.eval_strategy != "no":
         logger.warning("no --eval_split: validation and best-checkpoint selection are off")

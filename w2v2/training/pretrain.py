@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -165,7 +166,10 @@ def train(args: PretrainArguments) -> Path:
     from .recipes import recipe_config
 
     out = Path(args.output_dir)
-    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
+    # Several processes without a GPU (torchrun, or accelerate launch --multi_gpu on a CPU
+    # machine): tell Accelerate, which then uses gloo.
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    accelerator = Accelerator(cpu=multi_cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
                               mixed_precision=args.mixed_precision, log_with="tensorboard",
                               project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "runs")))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -287,6 +291,7 @@ def train(args: PretrainArguments) -> Path:
                 "temperature": unwrapped.config.gumbel_temperature,
                 "learning_rate": scheduler.get_last_lr()[0],
                 "grad_norm": float(np.mean(grad_norms)),
+                "masked_frames": totals["num_masked"],  # N of the interval, all processes
                 "audio_hours": state["audio_seconds"] / 3600,
                 "throughput": totals["audio_seconds"] / max(now - last_log, 1e-9),  # audio s per s
                 "skipped_updates": state["skipped_updates"],
@@ -319,7 +324,6 @@ def train(args: PretrainArguments) -> Path:
             logger.warning("stopping at update %d: %s", step, stop_reason or "max_minutes or stop_after_updates reached")
             break
     progress.close()
-    accelerator.end_training()
     _check_replicas(accelerator, unwrapped, out)
 
     # 9. the final model: safetensors, feature extractor, curves, model card, push
@@ -337,6 +341,7 @@ def train(args: PretrainArguments) -> Path:
 
             push_to_hub(out, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the trackers and the process group
     return out
 
 
