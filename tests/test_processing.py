@@ -21,6 +21,7 @@ from transformers import (
     Wav2Vec2Processor,
 )
 
+from w2v2 import W2V2ForCTC
 from w2v2.configuration import W2V2Config
 from w2v2.processing import (
     LABEL_PAD_ID,
@@ -480,3 +481,21 @@ def test_processor_loads_a_transformers_directory(vocab_file, tmp_path):
         theirs(audio=audio, sampling_rate=SR, return_tensors="np")["input_values"],
     )
     assert ours.tokenizer("HELLO WORLD").input_ids == theirs.tokenizer("HELLO WORLD").input_ids
+
+
+@pytest.mark.parametrize("stable_layer_norm", [True, False])
+def test_padded_batch_matches_items_alone(speech, stable_layer_norm):
+    """Layer-norm model + attention mask: padding does not change any real frame's logits."""
+    torch.manual_seed(0)
+    config = W2V2Config.tiny(feat_extract_norm="layer", do_stable_layer_norm=stable_layer_norm, mask_time_prob=0.0)
+    model = W2V2ForCTC(config).eval()
+    fe = W2V2FeatureExtractor.from_model_config(config)
+    assert fe.return_attention_mask
+    items = [speech, speech[3000:9000] * 0.5, _noise(4321, seed=13)]
+    batch = fe(items, sampling_rate=SR, return_tensors="pt")
+    assert batch["input_values"].shape == (3, len(speech))
+    with torch.no_grad():
+        batched = model(**batch).logits  # (3, T_max, V)
+        for i, item in enumerate(items):
+            alone = model(**fe(item, sampling_rate=SR, return_tensors="pt")).logits[0]  # (T_i, V)
+            torch.testing.assert_close(batched[i, : alone.shape[0]], alone, atol=1e-4, rtol=0)

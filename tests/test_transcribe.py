@@ -63,15 +63,17 @@ def test_three_minute_file_in_bounded_memory_with_word_timestamps(tiny_ctc, tmp_
         assert peaks[3] < peaks[1] + 25, peaks
 
 
-@pytest.mark.parametrize("seconds", [0.5, 10.0, 10.3, 16.0, 37.7])
-def test_kept_frames_tile_the_file_exactly(tmp_path, seconds):
+@pytest.mark.parametrize("seconds,rate", [(0.5, 16_000), (10.0, 16_000), (10.3, 16_000), (16.0, 16_000), (37.7, 16_000),
+                                          (23.3, 22_050)])  # fmt: skip
+def test_kept_frames_tile_the_file_exactly(tmp_path, seconds, rate):
     model = W2V2ForCTC(W2V2Config.tiny(vocab_size=5)).eval()
     tokenizer = W2V2CTCTokenizer.from_texts(["AB"])
     transcriber = Transcriber(model, W2V2Processor(W2V2FeatureExtractor(), tokenizer), chunk_length_s=4.0,
                               stride_length_s=1.0, batch_size=3)  # fmt: skip
-    samples = int(seconds * 16_000)
-    sf.write(tmp_path / "a.wav", np.random.default_rng(0).uniform(-0.5, 0.5, samples).astype(np.float32), 16_000)
-    windows = list(transcriber._windows(0, tmp_path / "a.wav"))
+    sf.write(tmp_path / "a.wav", np.random.default_rng(0).uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32), rate)
+    windows = list(transcriber._windows(0, tmp_path / "a.wav"))  # resampled to 16 kHz while streaming
+    samples = sum(len(w.samples) for w in windows) - (len(windows) - 1) * 2 * 16_000  # windows overlap by 2 contexts
+    assert samples == pytest.approx(seconds * 16_000, abs=1)
     kept = sum(len(frames) for frames in transcriber._forward(windows))
     assert kept == int(model._get_feat_extract_output_lengths(torch.tensor(samples)))  # frames of the whole file
     assert max(len(w.samples) for w in windows) <= 4 * 16_000

@@ -213,7 +213,8 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
             if self.sampling_rate != SAMPLING_RATE:
                 raise ValueError(
                     f"audio item {index} has no sampling rate and this feature extractor expects "
-                    f"{self.sampling_rate} Hz; pass sampling_rate=<rate of your audio> (and resample=True if it differs)."
+                    f"{self.sampling_rate} Hz; pass sampling_rate=<rate of your audio> (and resample=True if it "
+                    "differs)."
                 )
             logger.warning_once(
                 "W2V2FeatureExtractor was called without sampling_rate; assuming the audio is at "

@@ -133,7 +133,8 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
             kwargs["model_specific_special_tokens"] = specific
         self.encoder = _load_vocab(vocab_file, vocab)
         self.decoder = {i: token for token, i in self.encoder.items()}
-        for name, token in (("pad_token", pad_token), ("unk_token", unk_token), ("word_delimiter_token", word_delimiter_token)):
+        named = (("pad_token", pad_token), ("unk_token", unk_token), ("word_delimiter_token", word_delimiter_token))
+        for name, token in named:
             if str(token) not in self.encoder:
                 raise ValueError(
                     f"{name}={str(token)!r} is not in the vocabulary ({len(self.encoder)} entries); add it to "

@@ -80,8 +80,7 @@ def list_audio_files(inputs: list[str]) -> list[Path]:
 class _Window:
     file: int  # index into the files being transcribed
     samples: np.ndarray  # (window_samples,) float32
-    keep: tuple[int, int]  # kept frames, relative to the window start
-    last: bool  # the file's final window
+    keep: tuple[int, int | None]  # kept frames, relative to the window start
 
 
 class Transcriber:
@@ -147,10 +146,10 @@ class Transcriber:
             buffer = np.concatenate([buffer, block])
             while len(buffer) > self.window:  # audio follows this window: it is not the last
                 lo = 0 if first else self.context // self.ratio
-                yield _Window(index, buffer[: self.window].copy(), (lo, keep_hi), last=False)
+                yield _Window(index, buffer[: self.window].copy(), (lo, keep_hi))
                 buffer, first = buffer[step:], False
         if len(buffer):
-            yield _Window(index, buffer, (0 if first else self.context // self.ratio, None), last=True)
+            yield _Window(index, buffer, (0 if first else self.context // self.ratio, None))  # the last
 
     # ---- recognising ---------------------------------------------------------------------
 
