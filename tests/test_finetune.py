@@ -99,3 +99,18 @@ def test_streaming_dataset(spoken, tmp_path):
                              disable_tqdm=True, save_strategy="no", eval_strategy="no"),
     )  # fmt: skip
     assert result.trainer.state.global_step == 2 and (tmp_path / "model.safetensors").exists()
+
+
+def test_durations_come_from_file_headers_when_metadata_has_none(spoken, tmp_path):
+    import shutil
+
+    from w2v2.training.finetune import load_ctc_split
+
+    folder = tmp_path / "train"
+    shutil.copytree(spoken / "train", folder)
+    rows = (folder / "metadata.csv").read_text().splitlines()
+    (folder / "metadata.csv").write_text("\n".join(",".join(r.split(",")[:2]) for r in rows) + "\n")  # no duration
+    ds = load_ctc_split(DataArguments(dataset_name_or_path=str(tmp_path)), "train", max_seconds=20.0)
+    expected = [float(r.split(",")[2]) for r in rows[1:]]
+    assert ds["duration"] == pytest.approx(expected, abs=1e-3)
+    assert ds.features["audio"].decode is False  # nothing was decoded to get them

@@ -206,6 +206,9 @@ def train(args: PretrainArguments) -> Path:
     # 4. resume: weights, optimiser, schedule, RNGs, data position, counters, temperature
     state = {"epoch": 0, "batch": 0, "audio_seconds": 0.0, "skipped_updates": 0, "elapsed": 0.0}
     history_file = out / "runs" / "metrics.jsonl"
+    if not args.resume and latest_checkpoint(out) is not None:
+        raise ValueError(f"output_dir={str(out)!r} holds checkpoints of an earlier run; pass --resume to continue "
+                         "it, or choose another output_dir.")
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         remove_incomplete(out)
@@ -333,7 +336,7 @@ def train(args: PretrainArguments) -> Path:
                              min_samples=cfg.receptive_field).save_pretrained(out)
         images = []
         if history:
-            images.append(plot_curves(history, out / "pretraining_curves.png", panels=PANELS, references=_references(cfg),
+            images.append(plot_curves(history, out / "pretraining_curves.png", panels=PANELS, references=reference_lines(cfg),
                                       log_scale=("grad_norm",), title=f"w2v2 pretraining, recipe {args.recipe}"))
         _write_card(args, out, history, data.hours, step, images)
         if args.push_to_hub:
@@ -364,7 +367,8 @@ PANELS = [("loss", "loss (nats / masked frame)"), ("contrastive_loss", "L_m (nat
           ("throughput", "audio s / s")]
 
 
-def _references(cfg) -> dict:
+def reference_lines(cfg) -> dict:
+    """Chance levels drawn on the curves: ln(K+1), 1/(K+1) and 5x it, G."""
     chance = 1 / (cfg.num_negatives + 1)
     return {"contrastive_loss": [(math.log(cfg.num_negatives + 1), "ln(K+1)")],
             "contrastive_accuracy": [(chance, "chance"), (5 * chance, "5x chance")],
