@@ -29,6 +29,10 @@ if [ ! -f "$stamp" ]; then
   # The CPU build of torch: a plain `torch` would pull a multi-GB CUDA build.
   .venv/bin/pip install -q "torch==2.13.0"
   .venv/bin/pip install -q "torchcodec==0.13.*" -e ".[test]"
+  # n-gram LM beam search (optional at run time). pyctcdecode declares numpy<2 but runs on
+  # numpy 2, so it goes in without its pins; kenlm compiles from source (a minute or two).
+  .venv/bin/pip install -q pygtrie hypothesis
+  .venv/bin/pip install -q --no-deps pyctcdecode==0.5.0 kenlm==0.3.0 || echo "[setup] LM decoding unavailable: kenlm did not build"
   rm -f .venv/.w2v2-setup-*
   touch "$stamp"
 fi

@@ -72,18 +72,16 @@ def test_fine_tunes_from_a_transformers_pretraining_checkpoint(spoken, tmp_path,
     assert result.metrics["train_cer"] >= 0.0  # insertions can push it past 1 after 4 updates
 
 
-def test_command_line_runs_pushes_and_reports_errors(spoken, tmp_path, capsys, monkeypatch):
-    pushed = []
-    monkeypatch.setattr("w2v2.hub.push_to_hub", lambda folder, repo_id, **kw: pushed.append((Path(folder), repo_id, kw)))
+def test_command_line_runs_and_reports_errors(spoken, tmp_path, capsys):
+    # --push_to_hub is exercised for real against the loopback Hub in tests/test_hub.py.
     metrics = main([
         "--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--eval_split", "train",
         "--test_splits", "train", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--output_dir", str(tmp_path),
-        "--use_cpu", "--disable_tqdm", "true", "--mask_feature_prob", "0", "--push_to_hub", "--hub_model_id", "alice/tiny",
+        "--use_cpu", "--disable_tqdm", "true", "--mask_feature_prob", "0",
     ])  # fmt: skip
     assert "train_wer" in metrics and (tmp_path / "vocab.json").exists()
     assert '"train_wer"' in capsys.readouterr().out
-    assert pushed == [(tmp_path, "alice/tiny", dict(private=False, token=None, revision=None))]
-    assert "| train_wer |" in (tmp_path / "README.md").read_text()  # the card pushed with it has the WER table
+    assert "| train_wer |" in (tmp_path / "README.md").read_text()  # the model card has the WER table
     with pytest.raises(ValueError, match="--model_name_or_path"):
         main(["--dataset_name_or_path", str(spoken), "--train_split", "train", "--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="text_column='text'"):

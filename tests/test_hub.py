@@ -406,3 +406,39 @@ def test_write_model_card_refuses_bad_input(tmp_path):
         push_to_hub(tmp_path, "alice/x", hub_format="onnx")
     with pytest.raises(ValueError, match="save_pretrained"):
         push_to_hub(tmp_path, "alice/x")
+
+
+# -- the trainers' --push_to_hub ----------------------------------------------------------
+
+
+def _repo_head(server: HubServer, repo_id: str) -> tuple[dict, dict]:
+    repo = server.store.repos[f"model:{repo_id}"]
+    return repo, repo["commits"][repo["heads"]["main"]]["tree"]
+
+
+def test_finetune_command_pushes_a_private_model_with_its_card(hub_server, tmp_path):
+    """`w2v2-finetune --push_to_hub --hub_private_repo` in a fresh process, for real."""
+    from finetune_helpers import write_audiofolder
+
+    data = tmp_path / "data"
+    write_audiofolder(data, texts=("HELLO WORLD", "GOOD MORNING"))
+    env = hub_server.client_env(token=hub_server.token_of("alice"), hf_home=tmp_path / "hf_home")
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    command = [
+        sys.executable, "-m", "w2v2.training.finetune", "--from_scratch", "--dataset_name_or_path", str(data),
+        "--train_split", "train", "--eval_split", "", "--test_splits", "train", "--max_steps", "2",
+        "--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end", "false", "--use_cpu",
+        "--mask_feature_prob", "0", "--output_dir", str(tmp_path / "out"),
+        "--push_to_hub", "--hub_model_id", "alice/finetuned-tiny", "--hub_private_repo", "true",
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    repo, tree = _repo_head(hub_server, "alice/finetuned-tiny")
+    assert repo["private"] is True
+    assert {"model.safetensors", "config.json", "vocab.json", "processor_config.json", "README.md"} <= set(tree)
+    card = hub_server.store.entry_path(tree["README.md"]).read_text()
+    assert "train_wer" in card and "library_name: w2v2" in card
+    # What was pushed is what was saved.
+    pushed = hub_server.store.entry_path(tree["model.safetensors"]).read_bytes()
+    assert pushed == (tmp_path / "out" / "model.safetensors").read_bytes()
