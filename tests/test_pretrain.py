@@ -78,13 +78,13 @@ def test_sigkill_during_checkpoint_save(folder, tmp_path):
                "--save_steps", 1, "--save_total_limit", 3)]
     rng, mid_save = random.Random(0), 0
     for attempt in range(2):
-        before = {p.name for p in out.glob("checkpoint-*")}
+        stale = list(out.glob(".tmp-checkpoint-*"))  # left by the last kill; the resumed run deletes it
         proc = subprocess.Popen(command + (["--resume"] if attempt else []), env=ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:  # wait for a new save to begin
-            if any(p.name.startswith(".tmp-checkpoint-") for p in out.glob(".tmp-*")) and len(before) <= len(
-                    {p.name for p in out.glob("checkpoint-*")} | before):
+            stale = [p for p in stale if p.exists()]
+            if not stale and any(out.glob(".tmp-checkpoint-*")):
                 break
             time.sleep(0.001)
         time.sleep(rng.uniform(0, 0.02) if attempt else 0)
@@ -147,6 +147,24 @@ def test_streaming_with_a_corrupt_file_then_push(tmp_path, hub_server):
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "pretraining_curves.png"} <= set(tree)
     assert not [name for name in tree if name.startswith(("checkpoint-", "runs/", ".tmp"))]
     assert repo["private"] is True
+
+
+def test_non_finite_steps_are_skipped(folder, tmp_path, monkeypatch):
+    from w2v2 import W2V2ForPreTraining
+
+    forward, calls = W2V2ForPreTraining.forward, []
+
+    def poisoned(self, *args, **kwargs):  # the second update's loss is NaN
+        output = forward(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            output.loss = output.loss * float("nan")
+        return output
+
+    monkeypatch.setattr(W2V2ForPreTraining, "forward", poisoned)
+    out = train(parse_args(flags(folder, tmp_path / "out", "--max_updates", 3)))
+    assert history(out)[-1]["skipped_updates"] == 1
+    assert all(torch.isfinite(t).all() for t in load_file(out / "model.safetensors").values())
 
 
 def test_bad_arguments_are_refused(folder, tmp_path):

@@ -79,7 +79,7 @@ def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: 
     result = finetune_ctc(model_args, data_args, training_args)
     history = [dict(r, step=r["step"]) for r in result.trainer.state.log_history if "step" in r]
     plot_curves(history, out / name / "finetuning_curves.png", panels=[("loss", "CTC loss (train)"), ("eval_loss", "CTC loss (validation)"), ("eval_wer", "WER (validation)"), ("eval_cer", "CER (validation)"), ("learning_rate", "learning rate")], title=name)
-    return {"run": name, "labels": split, "init": "pretrained" if start else "random", **{k: v for k, v in result.metrics.items() if k.split("_", 1)[0] in ("test", "train") or k.startswith(TEST_SPLITS)}}
+    return {"run": name, "labels": split, "init": "pretrained" if start else "random", "updates": result.trainer.state.global_step, **{k: v for k, v in result.metrics.items() if k.split("_", 1)[0] in ("test", "train") or k.startswith(TEST_SPLITS)}}
 
 
 def write_results(out: Path, rows: list[dict], meta: dict) -> Path:

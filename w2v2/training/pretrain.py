@@ -181,8 +181,8 @@ def train(args: PretrainArguments) -> Path:
         model = W2V2ForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
     else:
         model = W2V2ForPreTraining(recipe_config(args.recipe, **overrides))
-    if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if args.gradient_checkpointing:  # renamed activation_checkpointing_enable in transformers 5.x
+        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
     cfg = model.config
 
     # 2. data: budgeted, bucketed, deterministic in (seed, epoch)

@@ -1,0 +1,37 @@
+"""The low-resource example end to end, in its smoke variant (a minute or two on 2 cores)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_variant_runs_every_step_and_reports(tmp_path):
+    out = tmp_path / "lr"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / "low_resource" / "run.py"), "--variant", "smoke", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert f"Results: {out / 'results.md'}" in result.stdout  # the output says where things are
+
+    report = json.loads((out / "results.json").read_text())
+    runs = {r["run"]: r for r in report["runs"]}
+    assert set(runs) == {"pretrained_train_10min", "scratch_train_10min"}
+    for run in runs.values():
+        for split in ("test_clean", "test_other"):
+            assert run[f"{split}_wer"] >= 0 and run[f"{split}_cer"] >= 0
+        model_dir = out / run["run"]
+        assert {"model.safetensors", "config.json", "vocab.json", "processor_config.json", "finetuning_curves.png"} <= {p.name for p in model_dir.iterdir()}
+    assert (out / "pretrain" / "model.safetensors").exists() and (out / "pretrain" / "pretraining_curves.png").exists()
+    assert "| train_10min | pretrained |" in (out / "results.md").read_text()
+    # Both fine-tuning runs got the same budget, and the baseline shares the pretrained architecture.
+    pre, base = (json.loads((out / name / "config.json").read_text()) for name in ("pretrained_train_10min", "scratch_train_10min"))
+    assert pre["hidden_size"] == base["hidden_size"] and pre["conv_dim"] == base["conv_dim"]
+    assert runs["pretrained_train_10min"]["updates"] == runs["scratch_train_10min"]["updates"] > 0
