@@ -64,7 +64,8 @@ class HealthMonitor:
         if step >= self.patience and loss is not None and loss >= self.chance_loss * (1 - self.chance_margin):
             found["stuck_at_chance"] = (
                 f"contrastive loss {loss:.3f} nats per masked frame is still at chance ln(K+1) = "
-                f"{self.chance_loss:.3f} after {step} updates: lower the learning rate, lengthen warmup or enlarge the batch"
+                f"{self.chance_loss:.3f} after {step} updates: lower the learning rate, lengthen warmup or enlarge the batch "
+                "(for small models on little data, shorten the mask span: recipe small uses M=4)"
             )
         if ppl is not None and ppl < self.min_perplexity_factor * self.groups:
             found["codebook_collapse"] = (

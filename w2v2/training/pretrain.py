@@ -1,7 +1,8 @@
 """Self-supervised wav2vec 2.0 pretraining with Accelerate: ``w2v2-pretrain``.
 
     w2v2-pretrain --dataset runs/corpus/pretrain --output_dir runs/pt --recipe small
-    accelerate launch --num_processes 2 -m w2v2.training.pretrain --dataset ... --recipe base
+    accelerate launch --num_processes 8 -m w2v2.training.pretrain --dataset ... --recipe base
+    accelerate launch --multi_gpu --num_processes 2 -m w2v2.training.pretrain ...   # CPU only: gloo
     w2v2-pretrain examples/pretrain_small.yaml          # the same flags in a yaml/json file
 
 One update: anneal the Gumbel temperature, then for each of ``gradient_accumulation_steps``
@@ -220,6 +221,11 @@ def train(args: PretrainArguments) -> Path:
     elif args.resume:
         logger.info("no complete checkpoint in %s: starting from scratch", out)
     step = first_step = state.pop("step", 0)
+    restored = {k: state.pop(k, None) for k in ("corrupt_files", "sums", "grad_norms")}
+    main_only = accelerator.is_main_process  # they are totals over processes: restore them once
+    data.corrupt = (restored["corrupt_files"] or 0) if main_only else 0
+    sums = (restored["sums"] if main_only and restored["sums"] else dict.fromkeys(_SUMS, 0.0))
+    grad_norms = (restored["grad_norms"] or []) if main_only else []
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.exists() else []
     history = [r for r in history if r["step"] <= step]
     if accelerator.is_main_process:
@@ -229,11 +235,11 @@ def train(args: PretrainArguments) -> Path:
 
     health = HealthMonitor(cfg.num_negatives, cfg.num_codevector_groups, patience=args.health_patience, window=3)
     batches = _batches(data, state)
-    sums = dict.fromkeys(_SUMS, 0.0)
-    grad_norms, stop_reason = [], None
+    stop_reason = None
     started = time.time() - state["elapsed"]  # elapsed counts the time before a resume
     last_log = time.time()
-    progress = tqdm(total=args.max_updates, initial=step, disable=not accelerator.is_main_process, desc="pretrain")
+    progress = tqdm(total=args.max_updates, initial=step, disable=not accelerator.is_main_process, desc="pretrain",
+                    mininterval=2.0)
     model.train()
     while step < args.max_updates:
         # 5. one update: Gumbel temperature for this update, then the micro-batches
@@ -278,8 +284,9 @@ def train(args: PretrainArguments) -> Path:
 
         # 7. log: every process adds its sums, so the figures are those of the global batch
         if step % args.logging_steps == 0 or step == args.max_updates:
-            totals = accelerator.reduce(torch.tensor([sums[k] for k in _SUMS], dtype=torch.float64, device=accelerator.device), "sum")
-            totals = dict(zip(_SUMS, totals.tolist()))
+            local = [sums[k] for k in _SUMS] + [float(data.corrupt)]
+            totals = accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=accelerator.device), "sum")
+            totals = dict(zip((*_SUMS, "corrupt"), totals.tolist()))
             frames, micro = max(totals["num_masked"], 1.0), max(totals["micro_batches"], 1.0)
             state["audio_seconds"] += totals["audio_seconds"]
             now = time.time()
@@ -298,7 +305,7 @@ def train(args: PretrainArguments) -> Path:
                 "audio_hours": state["audio_seconds"] / 3600,
                 "throughput": totals["audio_seconds"] / max(now - last_log, 1e-9),  # audio s per s
                 "skipped_updates": state["skipped_updates"],
-                "corrupt_files": data.corrupt,
+                "corrupt_files": int(totals["corrupt"]),  # all processes, since the start
                 "elapsed_minutes": elapsed / 60,
             }
             metrics["loss"] = (metrics["contrastive_loss"] + cfg.diversity_loss_weight * metrics["diversity_loss"]
@@ -318,11 +325,17 @@ def train(args: PretrainArguments) -> Path:
                     stop_reason = warning
         out_of_time = (args.max_minutes is not None and time.time() - started > args.max_minutes * 60) or (
             args.stop_after_updates is not None and step - first_step >= args.stop_after_updates)
+        if args.max_minutes is not None and accelerator.num_processes > 1:  # clocks differ: stop together
+            out_of_time = accelerator.reduce(torch.tensor(float(out_of_time), device=accelerator.device), "sum").item() > 0
         # 8. checkpoint: atomic, last k kept
         if step % args.save_steps == 0 or step == args.max_updates or stop_reason or out_of_time:
             state["elapsed"] = time.time() - started
-            save_checkpoint(accelerator, out, step, {**state, "temperature": unwrapped.config.gumbel_temperature},
-                            keep_last=args.save_total_limit)
+            # metrics not logged yet and the corrupt-file count, added over processes; restored on the main one
+            pending = accelerator.reduce(torch.tensor([sums[k] for k in _SUMS] + [float(data.corrupt)],
+                                                      dtype=torch.float64, device=accelerator.device), "sum").tolist()
+            save_checkpoint(accelerator, out, step, {**state, "temperature": unwrapped.config.gumbel_temperature,
+                                                     "sums": dict(zip(_SUMS, pending)), "corrupt_files": int(pending[-1]),
+                                                     "grad_norms": grad_norms}, keep_last=args.save_total_limit)
         if stop_reason or out_of_time:
             logger.warning("stopping at update %d: %s", step, stop_reason or "max_minutes or stop_after_updates reached")
             break

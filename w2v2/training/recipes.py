@@ -19,40 +19,38 @@ __all__ = ["RECIPES", "recipe_config"]
 
 SAMPLING_RATE = 16_000
 
+# What fairseq's two pretraining recipes share: warmup, decay, crops, no clipping, intervals.
+_FAIRSEQ = dict(
+    warmup_updates=32_000,
+    lr_scheduler="polynomial",
+    min_sample_size=32_000,
+    pad=False,
+    max_grad_norm=0.0,
+    save_steps=25_000,
+    logging_steps=200,
+    health_patience=5_000,
+)
+
 RECIPES: dict[str, dict] = {
     "base": dict(
+        _FAIRSEQ,
         config=W2V2Config.base,
         learning_rate=5e-4,
-        warmup_updates=32_000,
         max_updates=400_000,
-        lr_scheduler="polynomial",
         batch_seconds=1_400_000 / SAMPLING_RATE,  # fairseq max_tokens per GPU: 87.5 s
         gradient_accumulation_steps=64,  # 64 GPUs x update_freq 1
         max_sample_size=250_000,
-        min_sample_size=32_000,
         normalize=False,
-        pad=False,
-        max_grad_norm=0.0,
-        save_steps=25_000,
-        logging_steps=200,
-        health_patience=5_000,
     ),
     "large": dict(
+        _FAIRSEQ,
         config=W2V2Config.large,
         learning_rate=5e-3,
-        warmup_updates=32_000,
         max_updates=1_000_000,
-        lr_scheduler="polynomial",
         batch_seconds=1_200_000 / SAMPLING_RATE,  # 75 s
         gradient_accumulation_steps=128,  # 128 GPUs x update_freq 1
         max_sample_size=320_000,
-        min_sample_size=32_000,
         normalize=True,
-        pad=False,
-        max_grad_norm=0.0,
-        save_steps=25_000,
-        logging_steps=200,
-        health_patience=5_000,
     ),
     "small": dict(
         config=lambda **o: W2V2Config(**{**SMALL_MODEL, **o}),
@@ -60,7 +58,7 @@ RECIPES: dict[str, dict] = {
         warmup_updates=100,
         max_updates=3_000,
         lr_scheduler="polynomial",
-        batch_seconds=24.0,
+        batch_seconds=24.0,  # 8 crops of 3 s
         gradient_accumulation_steps=1,
         max_sample_size=48_000,
         min_sample_size=16_000,
