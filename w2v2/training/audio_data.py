@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["AudioBatch", "AudioBatches", "decode_audio", "load_audio_dataset", "plan_batches"]
+__all__ = ["AudioBatch", "AudioBatches", "decode_audio", "header_seconds", "load_audio_dataset", "plan_batches"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def decode_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     return audio
 
 
-def _header_seconds(value: dict) -> float:
+def header_seconds(value: dict) -> float:
     """Duration from the file header only (0.0 when unreadable, so the clip is skipped)."""
     import soundfile as sf
 
@@ -212,7 +212,7 @@ class AudioBatches:
         if self.duration_column and self.duration_column in self.dataset.column_names:
             return [float(d) for d in self.dataset[self.duration_column]]
         logger.info("no %r column: reading %d file headers for durations", self.duration_column, len(self.dataset))
-        return [_header_seconds(v) for v in self.dataset[self.audio_column]]
+        return [header_seconds(v) for v in self.dataset[self.audio_column]]
 
     @property
     def hours(self) -> float | None:

@@ -32,7 +32,7 @@ from transformers import HfArgumentParser, set_seed
 from ..configuration import W2V2Config
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2Processor
-from .audio_data import _header_seconds, load_audio_dataset  # TODO(lead): a public name for _header_seconds
+from .audio_data import header_seconds, load_audio_dataset
 from .collators import DEFAULT_CHARS_TO_IGNORE, DataCollatorCTCWithPadding, normalize_transcript
 from .ctc_trainer import RECIPE_FREEZE_FRACTION, CTCTrainer, CTCTrainingArguments, greedy_ids, make_compute_metrics
 
@@ -136,7 +136,7 @@ def load_ctc_split(data_args: DataArguments, split: str, *, max_samples: int | N
                 "(pass --duration_column) or drop --streaming."
             )
         ds = ds.map(
-            lambda audio: {data_args.duration_column: _header_seconds(audio)},
+            lambda audio: {data_args.duration_column: header_seconds(audio)},
             input_columns=[data_args.audio_column], desc=f"durations of {split}",
         )  # fmt: skip
     ds = ds.filter(
