@@ -373,11 +373,16 @@ def test_push_and_load_models_processor_and_transformers_export(hub_server, tmp_
 
     seen = run_client(hub_server, LOAD, tmp_path, token=alice, PRE_V1=pushed["pre_v1"], BOB=bob, TEXTS=TEXTS)
     loaded = torch.load(tmp_path / "loaded.pt")
-    assert torch.equal(loaded["pre"], refs["pre"])
-    assert torch.equal(loaded["pre_sha"], refs["pre"])
-    assert torch.equal(loaded["pre_branch"], refs["pre_v2"]) and not torch.equal(refs["pre_v2"], refs["pre"])
-    assert torch.equal(loaded["alice/w2v2-ctc"], refs["ctc"])
-    assert torch.equal(loaded["alice/w2v2-ctc-mixin"], refs["ctc"])
+    # Same weights, same outputs. Not compared bit for bit: earlier tests in the same pytest
+    # session (Trainer, Accelerate) leave process-wide torch state that moves the last bits
+    # of this process's reference computation, never more than ~1e-7.
+    same = lambda a, b: torch.testing.assert_close(a, b, rtol=0, atol=1e-6)  # noqa: E731
+    same(loaded["pre"], refs["pre"])
+    same(loaded["pre_sha"], refs["pre"])
+    same(loaded["pre_branch"], refs["pre_v2"])
+    assert (refs["pre_v2"] - refs["pre"]).abs().max() > 1e-2  # the other revision really differs
+    same(loaded["alice/w2v2-ctc"], refs["ctc"])
+    same(loaded["alice/w2v2-ctc-mixin"], refs["ctc"])
     assert torch.equal(loaded["input_values"], refs["input_values"])
     assert loaded["labels"] == refs["labels"]
     assert seen["mixin_processor"] == "W2V2Processor"
