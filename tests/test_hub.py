@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hub_server import HubServer, hub_server  # noqa: F401  (the session fixture)
+from hub_server import HubServer  # the `hub_server` session fixture comes from conftest.py
 
 pytestmark = pytest.mark.hub
 

@@ -57,6 +57,11 @@ class W2V2ForPreTrainingOutput(ModelOutput):
     mask_time_indices: torch.BoolTensor | None = None
 
 
+# A pretraining checkpoint carries the quantizer and projections; the encoder and CTC models
+# load from it without them, silently.
+_PRETRAINING_ONLY = [r"^quantizer\.", r"^project_hid\.", r"^project_q\."]
+
+
 class W2V2PreTrainedModel(PreTrainedModel):
     config_class = W2V2Config
     config: W2V2Config
@@ -135,7 +140,7 @@ class W2V2PreTrainedModel(PreTrainedModel):
 class W2V2Model(W2V2PreTrainedModel):
     """f: X -> Z, then g: Z -> C. Returns C (``last_hidden_state``) and normalised Z (``extract_features``)."""
 
-    _keys_to_ignore_on_load_unexpected = [r"^quantizer\.", r"^project_hid\.", r"^project_q\.", r"^lm_head\.", r"^dropout"]
+    _keys_to_ignore_on_load_unexpected = [*_PRETRAINING_ONLY, r"^lm_head\."]
 
     def __init__(self, config: W2V2Config):
         super().__init__(config)
@@ -330,11 +335,6 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
             mask_time_indices=mask,
         )
         return self._outputs(output, return_dict)
-
-
-# A pretraining checkpoint carries the quantizer and projections; the encoder and CTC models
-# load from it without them, silently.
-_PRETRAINING_ONLY = [r"^quantizer\.", r"^project_hid\.", r"^project_q\."]
 
 
 class W2V2ForCTC(W2V2PreTrainedModel):
