@@ -31,6 +31,8 @@ def test_smoke_variant_runs_every_step_and_reports(tmp_path):
         assert {"model.safetensors", "config.json", "vocab.json", "processor_config.json", "finetuning_curves.png"} <= {p.name for p in model_dir.iterdir()}
     assert (out / "pretrain" / "model.safetensors").exists() and (out / "pretrain" / "pretraining_curves.png").exists()
     assert "| train_10min | pretrained |" in (out / "results.md").read_text()
+    assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"  # validation CER of both inits
+    assert all(run["validation_cer_curve"] and run["validation_cer_curve"][-1][0] == run["updates"] for run in runs.values())
     # Both fine-tuning runs got the same budget, and the baseline shares the pretrained architecture.
     pre, base = (json.loads((out / name / "config.json").read_text()) for name in ("pretrained_train_10min", "scratch_train_10min"))
     assert pre["hidden_size"] == base["hidden_size"] and pre["conv_dim"] == base["conv_dim"]

@@ -139,3 +139,13 @@ def test_plot_curves(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="none of the panels"):
         plot_curves(history, tmp_path / "d.png", panels=["nothing"])
+
+
+def test_plot_curves_draws_several_runs_on_shared_panels(tmp_path):
+    pretrained = [{"step": s, "eval_cer": 1 - s / 20} for s in (5, 10, 15)]
+    scratch = [{"step": s, "eval_cer": 1.0} for s in (5, 10, 15)]
+    one = plot_curves(pretrained, tmp_path / "one.png", panels=["eval_cer"])
+    both = plot_curves({"pretrained": pretrained, "random init": scratch}, tmp_path / "both.png", panels=["eval_cer"])
+    assert both.read_bytes()[:4] == b"\x89PNG" and both.read_bytes() != one.read_bytes()
+    with pytest.raises(ValueError, match="none of the panels"):
+        plot_curves({"a": pretrained, "b": scratch}, tmp_path / "none.png", panels=["wer"])

@@ -14,7 +14,7 @@ __all__ = ["plot_curves"]
 
 
 def plot_curves(
-    history: Sequence[Mapping[str, float]],
+    history: Sequence[Mapping[str, float]] | Mapping[str, Sequence[Mapping[str, float]]],
     path: str | os.PathLike,
     *,
     panels: Sequence[str | tuple[str, str]],
@@ -27,6 +27,9 @@ def plot_curves(
 ) -> Path:
     """Plot ``history`` (one dict of metrics per logged step) to ``path`` and return it.
 
+    history: one run's records, or ``{run name: records}`` to draw several runs on the same
+    panels (with a legend), e.g. a pretrained model against its random-init baseline.
+
     panels: metric keys, or ``(key, label)`` pairs; a key absent from every record is skipped.
     references: horizontal lines per key, ``{"contrastive_accuracy": [(0.05, "chance")]}``.
     log_scale: keys drawn on a log y axis.
@@ -35,18 +38,23 @@ def plot_curves(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    runs = dict(history) if isinstance(history, Mapping) else {"": history}
+    records = [r for run in runs.values() for r in run]
     panels = [(p, p) if isinstance(p, str) else tuple(p) for p in panels]
-    panels = [(k, label) for k, label in panels if any(k in r for r in history)]
+    panels = [(k, label) for k, label in panels if any(k in r for r in records)]
     if not panels:
-        raise ValueError(f"none of the panels is in the history (its keys: {sorted({k for r in history for k in r})}).")
+        raise ValueError(f"none of the panels is in the history (its keys: {sorted({k for r in records for k in r})}).")
     references = references or {}
     rows = -(-len(panels) // columns)
     fig = Figure(figsize=(4.2 * min(columns, len(panels)), 2.8 * rows), layout="constrained")
     FigureCanvasAgg(fig)
     for n, (key, label) in enumerate(panels):
         ax = fig.add_subplot(rows, min(columns, len(panels)), n + 1)
-        points = [(r[x], r[key]) for r in history if key in r and x in r]
-        ax.plot([p[0] for p in points], [p[1] for p in points], lw=1.2)
+        for name, run in runs.items():
+            points = [(r[x], r[key]) for r in run if key in r and x in r]
+            ax.plot([p[0] for p in points], [p[1] for p in points], lw=1.2, label=name or None, marker="." if name else None)
+        if len(runs) > 1:
+            ax.legend(fontsize=7)
         for value, name in references.get(key, ()):
             ax.axhline(value, color="grey", ls="--", lw=0.8)
             ax.annotate(name, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7, color="grey", va="bottom")
