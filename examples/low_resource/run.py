@@ -96,7 +96,8 @@ def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: 
 
 def plot_comparison(out: Path, rows: list[dict], label_splits: tuple[str, ...]) -> Path:
     """Validation CER against fine-tuning updates, pretrained and random init on one panel per label split."""
-    runs = {f"{r['init']}, {r['labels']}": [{"step": step, r["labels"]: cer} for step, cer in r["validation_cer_curve"]] for r in rows}
+    runs = {init: [{"step": step, r["labels"]: cer} for r in rows if r["init"] == init for step, cer in r["validation_cer_curve"]]
+            for init in dict.fromkeys(r["init"] for r in rows)}  # fmt: skip
     return plot_curves(runs, out / "comparison.png", panels=[(s, f"validation CER, {s}") for s in label_splits], title="pretrained vs random init")
 
 

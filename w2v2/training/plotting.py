@@ -50,9 +50,10 @@ def plot_curves(
     FigureCanvasAgg(fig)
     for n, (key, label) in enumerate(panels):
         ax = fig.add_subplot(rows, min(columns, len(panels)), n + 1)
-        for name, run in runs.items():
+        for color, (name, run) in enumerate(runs.items()):  # a run keeps its colour on every panel
             points = [(r[x], r[key]) for r in run if key in r and x in r]
-            ax.plot([p[0] for p in points], [p[1] for p in points], lw=1.2, label=name or None, marker="." if name else None)
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], f"C{color}", lw=1.2, label=name or None, marker="." if name else None)
         if len(runs) > 1:
             ax.legend(fontsize=7)
         for value, name in references.get(key, ()):
