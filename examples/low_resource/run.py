@@ -42,8 +42,8 @@ class Variant:
     freeze_fraction: float = 0.1  # share of the updates with only the CTC head trained (pretrained run)
     # SpecAugment and regularisation of every fine-tuning run (ModelArguments fields). fairseq's
     # 10-minute recipe masks ~half the frames in spans of 10 (p 0.65) plus channels; at this model
-    # size and budget that kept both models on the all-blank plateau, lighter masking did not
-    # (RESULTS.md, "Low-resource experiment").
+    # size and budget that kept even the pretrained model on the all-blank plateau, lighter
+    # masking and lr 5e-3 did not (RESULTS.md, "Low-resource experiment", pilot runs).
     finetune_model: dict = field(default_factory=lambda: dict(
         mask_time_prob=0.3, mask_time_length=5, mask_feature_prob=0.0, layerdrop=0.0, activation_dropout=0.0))  # fmt: skip
 
