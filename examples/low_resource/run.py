@@ -17,7 +17,7 @@ processor under --out.
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from w2v2.data.synth import ensure_corpus
@@ -87,7 +87,7 @@ def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: 
         report_to="none",
     )
     result = finetune_ctc(model_args, data_args, training_args)
-    history = [dict(r, step=r["step"]) for r in result.trainer.state.log_history if "step" in r]
+    history = [r for r in result.trainer.state.log_history if "step" in r]
     plot_curves(history, out / name / "finetuning_curves.png", panels=[("loss", "CTC loss (train)"), ("eval_loss", "CTC loss (validation)"), ("eval_wer", "WER (validation)"), ("eval_cer", "CER (validation)"), ("learning_rate", "learning rate")], title=name)
     return {"run": name, "labels": split, "init": "pretrained" if start else "random", "updates": result.trainer.state.global_step,
             **{k: v for k, v in result.metrics.items() if k.split("_", 1)[0] in ("test", "train") or k.startswith(TEST_SPLITS)},
@@ -163,7 +163,7 @@ def main(argv=None):
 
     # 6. the report
     meta = {"variant": args.variant, "seed": args.seed, "label_splits": variant.label_splits, "minutes": minutes,
-            "budget": asdict(replace(variant)), "pretraining_curves": str(Path(pretrained) / "pretraining_curves.png")}  # fmt: skip
+            "budget": asdict(variant), "pretraining_curves": str(Path(pretrained) / "pretraining_curves.png")}  # fmt: skip
     meta["comparison"] = str(plot_comparison(out, rows, variant.label_splits))
     report = write_results(out, rows, meta)
     print(report.read_text())

@@ -234,6 +234,12 @@ def train(args: PretrainArguments) -> Path:
     accelerator.init_trackers("pretrain", config={k: v for k, v in asdict(args).items() if isinstance(v, (int, float, str, bool))})
 
     health = HealthMonitor(cfg.num_negatives, cfg.num_codevector_groups, patience=args.health_patience, window=3)
+
+    def global_totals() -> dict[str, float]:
+        """The interval's sums and the corrupt-file count, added over processes (every process must call it)."""
+        local = torch.tensor([sums[k] for k in _SUMS] + [float(data.corrupt)], dtype=torch.float64, device=accelerator.device)
+        return dict(zip((*_SUMS, "corrupt"), accelerator.reduce(local, "sum").tolist()))
+
     batches = _batches(data, state)
     stop_reason = None
     started = time.time() - state["elapsed"]  # elapsed counts the time before a resume
@@ -284,9 +290,7 @@ def train(args: PretrainArguments) -> Path:
 
         # 7. log: every process adds its sums, so the figures are those of the global batch
         if step % args.logging_steps == 0 or step == args.max_updates:
-            local = [sums[k] for k in _SUMS] + [float(data.corrupt)]
-            totals = accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=accelerator.device), "sum")
-            totals = dict(zip((*_SUMS, "corrupt"), totals.tolist()))
+            totals = global_totals()
             frames, micro = max(totals["num_masked"], 1.0), max(totals["micro_batches"], 1.0)
             state["audio_seconds"] += totals["audio_seconds"]
             now = time.time()
@@ -330,11 +334,9 @@ def train(args: PretrainArguments) -> Path:
         # 8. checkpoint: atomic, last k kept
         if step % args.save_steps == 0 or step == args.max_updates or stop_reason or out_of_time:
             state["elapsed"] = time.time() - started
-            # metrics not logged yet and the corrupt-file count, added over processes; restored on the main one
-            pending = accelerator.reduce(torch.tensor([sums[k] for k in _SUMS] + [float(data.corrupt)],
-                                                      dtype=torch.float64, device=accelerator.device), "sum").tolist()
+            pending = global_totals()  # metrics not logged yet and the corrupt-file count; restored on the main process
             save_checkpoint(accelerator, out, step, {**state, "temperature": unwrapped.config.gumbel_temperature,
-                                                     "sums": dict(zip(_SUMS, pending)), "corrupt_files": int(pending[-1]),
+                                                     "sums": {k: pending[k] for k in _SUMS}, "corrupt_files": int(pending["corrupt"]),
                                                      "grad_norms": grad_norms}, keep_last=args.save_total_limit)
         if stop_reason or out_of_time:
             logger.warning("stopping at update %d: %s", step, stop_reason or "max_minutes or stop_after_updates reached")
