@@ -58,8 +58,8 @@ VARIANTS = {
         pretrain_minutes=5.0, pretrain_updates=1_000, finetune_steps=400, label_splits=("train_10min",), eval_steps=200,
     ),
     "full": Variant(
-        corpus=dict(pretrain_minutes=120.0, train_10min_minutes=10.0, train_1h_minutes=60.0, validation_minutes=5.0, test_clean_minutes=10.0, test_other_minutes=10.0),
-        pretrain_minutes=35.0, pretrain_updates=6_000, finetune_steps=1_000, label_splits=("train_10min", "train_1h"), eval_steps=250,
+        corpus=dict(pretrain_minutes=600.0, train_10min_minutes=10.0, train_1h_minutes=60.0, validation_minutes=5.0, test_clean_minutes=10.0, test_other_minutes=10.0),
+        pretrain_minutes=45.0, pretrain_updates=9_000, finetune_steps=1_000, label_splits=("train_10min", "train_1h"), eval_steps=250,
     ),
 }
 TEST_SPLITS = ("test_clean", "test_other")
