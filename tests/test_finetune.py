@@ -112,3 +112,19 @@ def test_durations_come_from_file_headers_when_metadata_has_none(spoken, tmp_pat
     expected = [float(r.split(",")[2]) for r in rows[1:]]
     assert ds["duration"] == pytest.approx(expected, abs=1e-3)
     assert ds.features["audio"].decode is False  # nothing was decoded to get them
+
+
+def test_rows_with_empty_or_missing_transcripts_are_dropped(spoken, tmp_path):
+    import shutil
+
+    from w2v2.training.finetune import load_ctc_split
+
+    folder = tmp_path / "train"
+    shutil.copytree(spoken / "train", folder)
+    header, *rows = (folder / "metadata.csv").read_text().splitlines()
+    cells = [r.split(",") for r in rows]
+    cells[0][1] = ""  # a missing cell: datasets reads it as None
+    cells[1][1] = "?!"  # only punctuation: empty once normalised
+    (folder / "metadata.csv").write_text("\n".join([header] + [",".join(c) for c in cells]) + "\n")
+    ds = load_ctc_split(DataArguments(dataset_name_or_path=str(tmp_path)), "train", max_seconds=20.0)
+    assert ds["transcription"] == [c[1] for c in cells[2:]]

@@ -140,7 +140,9 @@ def load_ctc_split(data_args: DataArguments, split: str, *, max_samples: int | N
             input_columns=[data_args.audio_column], desc=f"durations of {split}",
         )  # fmt: skip
     ds = ds.filter(
-        lambda text, seconds: bool(normalize_transcript(text, data_args.chars_to_ignore).strip())
+        # a missing cell (an empty field of metadata.csv) reads as None: dropped like an empty transcript
+        lambda text, seconds: text is not None
+        and bool(normalize_transcript(text, data_args.chars_to_ignore).strip())
         and 0 < seconds <= (max_seconds or math.inf),
         input_columns=[data_args.text_column, data_args.duration_column],
     )
