@@ -1,6 +1,9 @@
 """End-to-end CTC fine-tuning on a few spoken utterances (tiny models, one CPU thread)."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,9 +87,25 @@ def test_command_line_runs_and_reports_errors(spoken, tmp_path, capsys):
     assert "| train_wer |" in (tmp_path / "README.md").read_text()  # the model card has the WER table
     with pytest.raises(ValueError, match="--model_name_or_path"):
         main(["--dataset_name_or_path", str(spoken), "--train_split", "train", "--output_dir", str(tmp_path)])
+    for flag in ("--train_split", "--eval_split", "--test_splits"):  # the error names the flag and the splits there are
+        with pytest.raises(ValueError, match=f"{flag} 'dev' is not a split of .*'train'"):
+            main(["--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--eval_split", "",
+                  flag, "dev", "--output_dir", str(tmp_path)])  # fmt: skip
     with pytest.raises(ValueError, match="text_column='text'"):
         main(["--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--text_column", "text",
               "--output_dir", str(tmp_path)])  # fmt: skip
+
+
+def test_console_script_exits_with_status_zero(spoken, tmp_path):
+    script = Path(sys.executable).parent / "w2v2-finetune"  # installed by pip with the package
+    result = subprocess.run(
+        [str(script), "--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--eval_split", "train",
+         "--test_splits", "train", "--max_steps", "1", "--eval_steps", "1", "--save_steps", "1", "--output_dir", str(tmp_path),
+         "--use_cpu", "--disable_tqdm", "true", "--report_to", "none"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '"train_cer"' in result.stdout and (tmp_path / "model.safetensors").exists()
 
 
 def test_streaming_dataset(spoken, tmp_path):

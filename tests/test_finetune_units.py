@@ -11,7 +11,7 @@ from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC,
 from w2v2.training.callbacks import FreezeEncoderCallback
 from w2v2.training.collators import DataCollatorCTCWithPadding, normalize_transcript
 from w2v2.training.ctc_trainer import CTCTrainer, CTCTrainingArguments
-from w2v2.training.finetune import DataArguments, ModelArguments, _json_overrides
+from w2v2.training.finetune import DataArguments, ModelArguments, _json_overrides, build_model
 from w2v2.training.metrics import load_wer_cer
 from w2v2.training.schedulers import get_tri_stage_schedule, tri_stage_phase_steps
 
@@ -88,6 +88,22 @@ def test_collator_pads_audio_and_labels(processor):
     assert batch["labels"].shape == (2, len("HELLO WORLD"))
     assert torch.all(batch["labels"][1, 4:] == -100)
     assert processor.batch_decode(batch["labels"], group_tokens=False) == ["HELLO WORLD", "GOOD"]
+
+
+def test_collator_resamples_decoded_audio_of_another_rate(processor, tmp_path):
+    import soundfile as sf
+    from datasets import load_dataset
+
+    t = np.arange(8_000) / 8_000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # 1 s at 8 kHz
+    sf.write(tmp_path / "a.wav", tone, 8_000)
+    (tmp_path / "metadata.csv").write_text("file_name,transcription\na.wav,HELLO\n")
+    row = load_dataset("audiofolder", data_dir=str(tmp_path), split="train")[0]  # datasets' decoder at 8 kHz
+    for audio in (row["audio"], {"array": tone, "sampling_rate": 8_000}):
+        batch = DataCollatorCTCWithPadding(processor)([{"audio": audio, "transcription": "HELLO"}])
+        assert batch["input_values"].shape == (1, 16_000)  # resampled to the model's 16 kHz
+        reference = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16_000) / 16_000)
+        assert np.abs(batch["input_values"][0, 1000:-1000].numpy() - reference[1000:-1000]).max() < 0.01
 
 
 def test_collator_names_missing_column(processor):
@@ -183,3 +199,18 @@ def test_config_overrides_must_be_a_json_object():
 def test_tri_stage_decay_is_exponential_not_linear():
     # the midpoint of the decay phase is the geometric mean of lr and final lr
     assert math.isclose(BOUNDARIES[5][1], math.sqrt(LR * 0.05 * LR))
+
+
+def test_head_of_a_checkpoint_with_another_vocabulary_starts_afresh(tmp_path):
+    # continuing from a CTC checkpoint without --processor_name_or_path builds a vocabulary from the
+    # new transcripts: with the same size but other characters, the saved rows would be wrong letters
+    saved = W2V2CTCTokenizer.from_texts(["AB"])
+    W2V2ForCTC(W2V2Config.tiny(vocab_size=len(saved))).save_pretrained(tmp_path)
+    saved.save_pretrained(tmp_path)
+    head = W2V2ForCTC.from_pretrained(tmp_path).lm_head.weight
+    for texts, kept in ((["BA"], True), (["AC"], False)):
+        tokenizer = W2V2CTCTokenizer.from_texts(texts)
+        assert len(tokenizer) == len(saved)
+        model, _ = build_model(ModelArguments(model_name_or_path=str(tmp_path)), W2V2Processor(W2V2FeatureExtractor(), tokenizer))
+        assert torch.equal(model.lm_head.weight, head) == kept
+        assert 0 < model.lm_head.weight.std() < 0.1  # a fresh draw (std initializer_range 0.02), not zeros

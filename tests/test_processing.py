@@ -166,6 +166,9 @@ def test_resample_uses_soxr(speech):
     got = fe(at_22k, sampling_rate=22_050, resample=True, return_tensors="np")["input_values"][0]
     np.testing.assert_allclose(got, soxr.resample(at_22k, 22_050, SR, quality="HQ"), atol=1e-7)
     assert abs(len(got) - len(speech)) <= 1
+    # a dict carries its own rate: with resample=True it wins over sampling_rate (the rate of raw arrays)
+    mixed = fe([speech, {"array": at_22k, "sampling_rate": 22_050}], sampling_rate=SR, resample=True, return_tensors="np")
+    np.testing.assert_allclose(mixed["input_values"][1][: len(got)], got, atol=1e-7)
 
 
 BAD_INPUTS = [

@@ -1,6 +1,8 @@
 """w2v2-transcribe: chunked long audio in bounded memory, word timestamps, output formats, LM beam search."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,16 +65,20 @@ def test_three_minute_file_in_bounded_memory_with_word_timestamps(tiny_ctc, tmp_
         assert peaks[3] < peaks[1] + 25, peaks
 
 
-@pytest.mark.parametrize("seconds,rate", [(0.5, 16_000), (10.0, 16_000), (10.3, 16_000), (16.0, 16_000), (37.7, 16_000),
-                                          (23.3, 22_050)])  # fmt: skip
-def test_kept_frames_tile_the_file_exactly(tmp_path, seconds, rate):
+@pytest.mark.parametrize("seconds,rate,stride", [
+    (0.5, 16_000, 1.0), (10.0, 16_000, 1.0), (10.3, 16_000, 1.0), (16.0, 16_000, 1.0), (37.7, 16_000, 1.0), (23.3, 22_050, 1.0),
+    (8.01, 16_000, 0.0),  # no stride asked for: context of one receptive field (without, the last window held 10 ms)
+])  # fmt: skip
+def test_kept_frames_tile_the_file_exactly(tmp_path, seconds, rate, stride):
     model = W2V2ForCTC(W2V2Config.tiny(vocab_size=5)).eval()
     tokenizer = W2V2CTCTokenizer.from_texts(["AB"])
     transcriber = Transcriber(model, W2V2Processor(W2V2FeatureExtractor(), tokenizer), chunk_length_s=4.0,
-                              stride_length_s=1.0, batch_size=3)  # fmt: skip
+                              stride_length_s=stride, batch_size=3)  # fmt: skip
     sf.write(tmp_path / "a.wav", np.random.default_rng(0).uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32), rate)
     windows = list(transcriber._windows(0, tmp_path / "a.wav"))  # resampled to 16 kHz while streaming
-    samples = sum(len(w.samples) for w in windows) - (len(windows) - 1) * 2 * 16_000  # windows overlap by 2 contexts
+    overlap = 2 * transcriber.context  # windows overlap by 2 contexts
+    assert overlap == (2 * 16_000 if stride else 2 * 640)  # 1 s, or 2 frames (>= the 400-sample receptive field)
+    samples = sum(len(w.samples) for w in windows) - (len(windows) - 1) * overlap
     assert samples == pytest.approx(seconds * 16_000, abs=1)
     kept = sum(len(frames) for frames in transcriber._forward(windows))
     assert kept == int(model._get_feat_extract_output_lengths(torch.tensor(samples)))  # frames of the whole file
@@ -91,6 +97,22 @@ def test_command_line_on_a_folder_text_and_json(tiny_ctc, train_files, tmp_path,
     assert capsys.readouterr().out == UTTERANCES[1] + "\n"
     with pytest.raises(ValueError, match="does not exist"):
         main(["--model_name_or_path", tiny_ctc.output_dir, "--inputs", str(tmp_path / "missing.wav")])
+
+
+def test_a_file_too_short_for_one_frame_is_empty_and_the_others_go_on(tiny_ctc, train_files, tmp_path, caplog):
+    sf.write(tmp_path / "click.wav", np.zeros(320, np.float32), 16_000)  # 20 ms: < the 400-sample receptive field
+    transcriber = Transcriber.from_pretrained(tiny_ctc.output_dir, device="cpu")
+    results = list(transcriber.transcribe([tmp_path / "click.wav", train_files[0]]))
+    assert [r["text"] for r in results] == ["", UTTERANCES[0]]
+    assert "click.wav has 320 samples" in caplog.text
+
+
+def test_console_script_exits_with_status_zero(tiny_ctc, train_files):
+    script = Path(sys.executable).parent / "w2v2-transcribe"  # installed by pip with the package
+    result = subprocess.run([str(script), "--model_name_or_path", tiny_ctc.output_dir, "--inputs", str(train_files[0]),
+                             "--progress", "false"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == UTTERANCES[0] + "\n"
 
 
 def test_runs_a_transformers_format_checkpoint(tiny_ctc, train_files, tmp_path):

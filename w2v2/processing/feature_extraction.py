@@ -131,8 +131,10 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
             pad_to_multiple_of: Round the padded length up to a multiple of this.
             return_attention_mask: Defaults to ``self.return_attention_mask``.
             return_tensors: ``"pt"``, ``"np"`` or None (list of arrays).
-            sampling_rate: Rate of raw arrays, in Hz. Dicts and decoders carry their own.
-            resample: Resample (soxr, high quality) instead of refusing another rate.
+            sampling_rate: Rate of raw arrays, in Hz. Dicts and decoders carry their own, which
+                must agree with it unless ``resample``.
+            resample: Resample (soxr, high quality) instead of refusing another rate; dicts and
+                decoders are then resampled from their own rate.
             mono: None refuses multi-channel audio; ``"mean"`` averages the channels.
 
         Returns:
@@ -183,10 +185,12 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
     ) -> np.ndarray:
         """One utterance -> checked float32 mono array at ``self.sampling_rate``, shape (samples,)."""
         audio, item_rate = _unpack(item, index)
-        if item_rate is not None and sampling_rate is not None and item_rate != sampling_rate:
+        if item_rate is not None and sampling_rate is not None and item_rate != sampling_rate and not resample:
+            # with resample=True the item's own rate is the truth and it is resampled
             raise ValueError(
                 f"audio item {index} says it is sampled at {item_rate} Hz but sampling_rate={sampling_rate} was "
-                "passed; drop the sampling_rate argument or fix the item."
+                "passed; drop the sampling_rate argument, fix the item, or pass resample=True to resample it to "
+                f"{self.sampling_rate} Hz."
             )
         rate = item_rate if item_rate is not None else sampling_rate
         audio = _to_float(audio, index)

@@ -45,12 +45,15 @@ def load_audio_dataset(
     config_name: str | None = None,
     streaming: bool = False,
     audio_column: str = "audio",
+    split_flag: str = "split",
 ):
     """Open ``source`` with its audio column undecoded (``{"path", "bytes"}`` dicts).
 
     ``source`` is an audiofolder directory (with or without split sub-folders), a directory
     written by ``Dataset.save_to_disk``/``DatasetDict.save_to_disk``, or a Hub dataset name.
-    Returns a ``datasets.Dataset``, or an ``IterableDataset`` when ``streaming``.
+    ``split_flag`` is the command-line flag that named ``split``, for the error when it is not
+    a split of ``source``. Returns a ``datasets.Dataset``, or an ``IterableDataset`` when
+    ``streaming``.
     """
     from datasets import Audio, load_dataset, load_from_disk
 
@@ -59,14 +62,23 @@ def load_audio_dataset(
         ds = load_from_disk(str(path))
         if (path / "dataset_dict.json").exists():
             if split not in ds:
-                raise ValueError(f"split={split!r} is not in the saved dataset {path} (it has {list(ds)}); pass one of those.")
+                raise ValueError(f"--{split_flag} {split!r} is not a split of the saved dataset {path} (it has "
+                                 f"{list(ds)}); pass one of those.")  # fmt: skip
             ds = ds[split]
         if streaming:
             ds = ds.to_iterable_dataset(num_shards=max(1, min(64, len(ds))))
-    elif path.is_dir():
-        ds = load_dataset("audiofolder", data_dir=str(path), split=split, streaming=streaming)
     else:
-        ds = load_dataset(str(source), config_name, split=split, streaming=streaming)
+        try:
+            if path.is_dir():
+                ds = load_dataset("audiofolder", data_dir=str(path), split=split, streaming=streaming)
+            else:
+                ds = load_dataset(str(source), config_name, split=split, streaming=streaming)
+        except ValueError as error:
+            if not str(error).startswith("Unknown split"):
+                raise
+            # an audiofolder without split sub-folders has one split, "train"
+            raise ValueError(f"--{split_flag} {split!r} is not a split of {source}: {error} Pass --{split_flag} with one "
+                             "of those.") from error  # fmt: skip
     if audio_column not in (ds.column_names or []):
         raise ValueError(
             f"audio_column={audio_column!r} is not a column of {source} (columns: {ds.column_names}); "

@@ -41,7 +41,8 @@ class DataCollatorCTCWithPadding:
         processor: a ``W2V2Processor``.
         audio_column: column holding audio: undecoded ``{"path", "bytes"}`` cells (what
             ``load_audio_dataset`` returns; decoded and resampled here), datasets ``Audio``
-            decoders, dicts with ``array``/``sampling_rate``, or 1-D arrays at the model's rate.
+            decoders or dicts with ``array``/``sampling_rate`` (resampled from their own rate),
+            or 1-D arrays at the model's rate.
         text_column: column holding transcriptions; ``None`` collates audio only (inference).
         chars_to_ignore: punctuation dropped (:func:`normalize_transcript`) before
             tokenization; use the same value as when the vocabulary was built.
@@ -71,8 +72,9 @@ class DataCollatorCTCWithPadding:
         if self.text_column is not None:
             texts = [normalize_transcript(example[self.text_column], self.chars_to_ignore) for example in examples]
         batch = self.processor(
-            audio=audio, text=texts, sampling_rate=rate, pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt"
-        )
+            audio=audio, text=texts, sampling_rate=rate, resample=True, pad_to_multiple_of=self.pad_to_multiple_of,
+            return_tensors="pt",
+        )  # fmt: skip
         return dict(batch)
 
 

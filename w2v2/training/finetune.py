@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import HfArgumentParser, set_seed
 
 from ..configuration import W2V2Config
@@ -109,11 +110,15 @@ class FinetuneResult:
     trainer: CTCTrainer
 
 
-def load_ctc_split(data_args: DataArguments, split: str, *, max_samples: int | None = None, max_seconds: float | None = None):
+def load_ctc_split(
+    data_args: DataArguments, split: str, *, max_samples: int | None = None, max_seconds: float | None = None,
+    split_flag: str = "train_split",
+):  # fmt: skip
     """One split with undecoded audio, non-empty transcripts and a duration column.
 
     A folder holding ``<split>/`` (the demo corpus) loads that sub-folder as an audiofolder.
     Without a duration column, durations are read from the file headers (no decoding).
+    ``split_flag`` names the flag that chose ``split`` in the error when there is no such split.
     """
     source = Path(data_args.dataset_name_or_path)
     if source.is_dir() and (source / split).is_dir() and not (source / "dataset_dict.json").exists():
@@ -121,7 +126,7 @@ def load_ctc_split(data_args: DataArguments, split: str, *, max_samples: int | N
     else:
         ds = load_audio_dataset(
             data_args.dataset_name_or_path, split=split, config_name=data_args.dataset_config_name,
-            streaming=data_args.streaming, audio_column=data_args.audio_column,
+            streaming=data_args.streaming, audio_column=data_args.audio_column, split_flag=split_flag,
         )  # fmt: skip
     columns = ds.column_names or []
     if data_args.text_column not in columns:
@@ -179,6 +184,8 @@ def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W
     else:
         model = W2V2ForCTC.from_pretrained(model_args.model_name_or_path, ignore_mismatched_sizes=True, **overrides)
         model.config.mask_feature_length = _channel_span(model_args, model.config.hidden_size)
+        if not model_args.processor_name_or_path:
+            _restart_head_of_another_vocabulary(model, model_args.model_name_or_path, tokenizer)
     if model.config.vocab_size != len(tokenizer):
         raise ValueError(f"vocab_size={model.config.vocab_size} but the tokenizer has {len(tokenizer)} tokens; they must match.")
     if model_args.freeze_feature_encoder:
@@ -186,6 +193,29 @@ def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W
     if not model_args.processor_name_or_path:
         processor.feature_extractor = _feature_extractor_for(model_args, model.config)
     return model, processor
+
+
+def _restart_head_of_another_vocabulary(model: W2V2ForCTC, source: str, tokenizer: W2V2CTCTokenizer) -> None:
+    """Re-initialise the CTC head loaded from a checkpoint whose vocabulary differs from ``tokenizer``'s.
+
+    Rows of the head are characters by id: kept under a vocabulary of the same size but other
+    characters, they would silently emit the wrong letters. (Another size is re-initialised by
+    ``ignore_mismatched_sizes``; a pretraining checkpoint has no vocabulary and no head.)
+    """
+    try:
+        saved = W2V2CTCTokenizer.from_pretrained(source).get_vocab()
+    except (OSError, ValueError):  # no vocabulary saved with the checkpoint
+        return
+    if saved == tokenizer.get_vocab():
+        return
+    logger.warning(
+        "%s has a vocabulary of %d tokens that differs from the %d built from the training transcripts: its CTC head "
+        "starts afresh. Pass --processor_name_or_path %s to keep its vocabulary and head.",
+        source, len(saved), len(tokenizer), source,
+    )  # fmt: skip
+    # as the model initialises a Linear (``_init_weights`` skips weights marked as loaded)
+    torch.nn.init.normal_(model.lm_head.weight, mean=0.0, std=model.config.initializer_range)
+    torch.nn.init.zeros_(model.lm_head.bias)
 
 
 def _json_overrides(text: str | None) -> dict[str, Any]:
@@ -239,8 +269,11 @@ def finetune_ctc(
     # 1. data and vocabulary
     train = load_ctc_split(data_args, data_args.train_split, max_samples=data_args.max_train_samples,
                            max_seconds=data_args.max_duration_in_seconds)  # fmt: skip
-    eval_splits = {name: load_ctc_split(data_args, name, max_samples=data_args.max_eval_samples)
-                   for name in dict.fromkeys(filter(None, [data_args.eval_split, *data_args.test_splits]))}  # fmt: skip
+    eval_splits = {
+        name: load_ctc_split(data_args, name, max_samples=data_args.max_eval_samples,
+                             split_flag="eval_split" if name == data_args.eval_split else "test_splits")
+        for name in dict.fromkeys(filter(None, [data_args.eval_split, *data_args.test_splits]))
+    }  # fmt: skip
     processor = build_processor(model_args, data_args, train)
 
     # 2. model
@@ -318,7 +351,7 @@ def _write_card(output_dir: Path, model_args, data_args, training_args, metrics:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    """``w2v2-finetune``: every dataclass field above plus the standard TrainingArguments flags."""
+    """Every dataclass field above plus the standard TrainingArguments flags; returns the metrics."""
     parser = HfArgumentParser((ModelArguments, DataArguments, CTCTrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
@@ -331,5 +364,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return result.metrics
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``w2v2-finetune`` (a console script must return None: ``sys.exit`` prints anything else and exits 1)."""
     main()
+
+
+if __name__ == "__main__":
+    cli()

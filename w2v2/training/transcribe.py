@@ -8,6 +8,11 @@ also keeps its start, the last its end), so every frame is decided with at least
 
     window k:  [k*S, k*S + W)          keep [k*S + C, k*S + W - C)     (W window, C context, S = W - 2C)
 
+C is at least the encoder's receptive field (25 ms for the paper's; a smaller stride_length_s,
+0 included, is raised to it): with less, the frame straddling a window's edge is lost, and the
+last window could be too short to give a frame at all. A file shorter than the receptive field
+has no frame: its transcript is empty, with a warning that names it.
+
 Audio that soundfile reads (WAV, FLAC, OGG, MP3) is streamed block by block and resampled on
 the fly (``soxr.ResampleStream``); other formats are decoded whole with torchcodec. Greedy
 decoding keeps one id per 20 ms frame; beam search with an n-gram LM (``--lm``, pyctcdecode +
@@ -20,6 +25,8 @@ kenlm) keeps the frame log-probabilities of one file (vocab floats per frame).
 from __future__ import annotations
 
 import json
+import logging
+import math
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
@@ -34,13 +41,15 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from ..modeling import W2V2ForCTC
-from ..processing import W2V2Processor
+from ..processing import W2V2Processor, receptive_field
 from .audio_data import decode_audio
 
 __all__ = ["TranscribeArguments", "Transcriber", "build_lm_decoder", "list_audio_files", "main"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4")
 BLOCK_SECONDS = 1.0  # read granularity when streaming a file
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +62,9 @@ class TranscribeArguments:
     output_file: str | None = field(default=None, metadata={"help": "Write here instead of standard output."})
     word_timestamps: bool = field(default=False, metadata={"help": "Add each word's start and end (seconds)."})
     chunk_length_s: float = field(default=20.0, metadata={"help": "Window length in seconds."})
-    stride_length_s: float = field(default=2.5, metadata={"help": "Context on each side of a window's kept middle."})
+    stride_length_s: float = field(
+        default=2.5, metadata={"help": "Context on each side of a window's kept middle (at least the receptive field, 25 ms)."}
+    )
     batch_size: int = field(default=8, metadata={"help": "Windows per forward pass."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda', ...; default: cuda when available."})
     lm: str | None = field(default=None, metadata={"help": "n-gram LM (ARPA or kenlm binary) for beam search."})
@@ -101,7 +112,9 @@ class Transcriber:
         ratio = model.config.inputs_to_logits_ratio  # samples per frame, 320
         self.ratio = ratio
         self.window = round(chunk_length_s * self.rate / ratio) * ratio
-        self.context = round(stride_length_s * self.rate / ratio) * ratio
+        # whole frames, and at least the receptive field (module docstring)
+        self.receptive_field = receptive_field(model.config.conv_kernel, model.config.conv_stride)
+        self.context = max(round(stride_length_s * self.rate / ratio), math.ceil(self.receptive_field / ratio)) * ratio
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1.")
         if self.window - 2 * self.context < ratio:
@@ -148,7 +161,12 @@ class Transcriber:
                 lo = 0 if first else self.context // self.ratio
                 yield _Window(index, buffer[: self.window].copy(), (lo, keep_hi))
                 buffer, first = buffer[step:], False
-        if len(buffer):
+        if first and 0 < len(buffer) < self.receptive_field:
+            logger.warning(
+                "%s has %d samples, fewer than the encoder's receptive field of %d (%g ms): no frame, empty transcript.",
+                path, len(buffer), self.receptive_field, 1000 * self.receptive_field / self.rate,
+            )  # fmt: skip
+        elif len(buffer):
             yield _Window(index, buffer, (0 if first else self.context // self.ratio, None))  # the last
 
     # ---- recognising ---------------------------------------------------------------------
@@ -264,7 +282,7 @@ def build_lm_decoder(tokenizer, lm_path: str, *, alpha: float = 0.5, beta: float
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    """``w2v2-transcribe``: text (one line per file, ``path<TAB>text`` for several) or JSON."""
+    """Text (one line per file, ``path<TAB>text`` for several) or JSON; returns the results."""
     (args,) = HfArgumentParser(TranscribeArguments).parse_args_into_dataclasses(args=argv)
     files = list_audio_files(args.inputs)
     if not files:
@@ -295,5 +313,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return results
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``w2v2-transcribe`` (a console script must return None: ``sys.exit`` prints anything else and exits 1)."""
     main()
+
+
+if __name__ == "__main__":
+    cli()
