@@ -59,6 +59,38 @@ def test_feature_grad_mult_zero_freezes_the_encoder():
     assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())
 
 
+def test_quantizing_only_the_loss_frames_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    model = W2V2ForPreTraining(W2V2Config.tiny(num_negatives=5)).eval()  # eval: no noise, same function
+    x = _batch(batch=3)
+    mask, negatives = model.sample_masks(x, generator=torch.Generator().manual_seed(0))
+    results = []
+    for masked_only in (False, True):
+        model.zero_grad()
+        out = model(x, mask_time_indices=mask, sampled_negative_indices=negatives, quantize_masked_only=masked_only)
+        out.loss.backward()
+        results.append((out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (full, full_grads), (fast, fast_grads) = results
+    assert fast.projected_quantized_states is None and full.projected_quantized_states.shape[:2] == mask.shape
+    for field in ("loss", "contrastive_loss", "diversity_loss", "code_perplexity", "prob_perplexity", "contrastive_accuracy"):
+        torch.testing.assert_close(getattr(fast, field), getattr(full, field), rtol=1e-5, atol=1e-6, msg=field)
+    assert full_grads.keys() == fast_grads.keys() and "quantizer.codevectors" in fast_grads
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_distractor_with_the_positives_codewords_is_excluded():
+    from w2v2.modeling.losses import contrastive_logits
+
+    c = torch.randn(2, 4)
+    q = torch.randn(3, 4)
+    codes = torch.tensor([[0, 1], [0, 1], [2, 1]])  # rows 0 and 1 share their codewords
+    logits = contrastive_logits(c, q, torch.tensor([0, 2]), torch.tensor([[1, 2], [0, 1]]), 0.1, codes=codes)
+    assert logits.shape == (2, 3)
+    assert torch.isinf(logits[0, 1]) and torch.isfinite(logits[0, 2]) and torch.isfinite(logits[1]).all()
+    torch.testing.assert_close(logits[1, 0], torch.nn.functional.cosine_similarity(c[1], q[2], dim=0) / 0.1)
+
+
 def test_outputs_report_the_fairseq_figures():
     torch.manual_seed(0)
     config = W2V2Config.tiny(feature_penalty_weight=10.0)

@@ -157,3 +157,17 @@ def test_lm_beam_search_with_a_tiny_arpa_model(tiny_ctc, train_files, tmp_path):
     assert all(0 <= w["start"] < w["end"] <= r["duration"] for r in results for w in r["words"])
     with pytest.raises(ValueError, match="is not a file"):
         build_lm_decoder(transcriber.processor.tokenizer, str(tmp_path / "none.arpa"))
+
+
+def test_bf16_and_int8_keep_the_transcripts(tiny_ctc, train_files):
+    model = W2V2ForCTC.from_pretrained(tiny_ctc.output_dir)
+    processor = W2V2Processor.from_pretrained(tiny_ctc.output_dir)
+    default = Transcriber(model, processor)
+    assert default.batch_size == 1 and default.mixed_precision == "no"
+    for options in (dict(mixed_precision="bf16"), dict(int8=True), dict(mixed_precision="auto")):
+        transcriber = Transcriber(model, processor, **options)
+        assert [r["text"] for r in transcriber.transcribe(train_files)] == list(UTTERANCES), options
+    assert isinstance(Transcriber(model, processor, int8=True).model.wav2vec2.encoder.layers[0].feed_forward.intermediate_dense,
+                      torch.ao.nn.quantized.dynamic.Linear)
+    with pytest.raises(ValueError, match="mixed_precision='half' is not supported"):
+        Transcriber(model, processor, mixed_precision="half")

@@ -18,35 +18,59 @@ import torch.nn.functional as F
 __all__ = ["contrastive_logits", "contrastive_loss", "diversity_loss"]
 
 
-def contrastive_logits(c: torch.Tensor, q: torch.Tensor, negatives: torch.Tensor, kappa: float) -> torch.Tensor:
-    """sim(c_t, q~) / kappa for the positive q_t and K distractors, with cosine similarity.
+def contrastive_logits(
+    c: torch.Tensor,
+    q: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor,
+    kappa: float,
+    *,
+    codes: torch.Tensor | None = None,
+    max_similarity_entries: int = 1 << 24,
+) -> torch.Tensor:
+    """sim(c_t, q~) / kappa, cosine similarity, for the N masked frames only.
 
-    c: (B, T, D) context vectors projected to the codevector space; q: (B, T, D) quantized
-    targets; negatives: (K, B, T, D). Returns logits (K + 1, B, T), the positive at index 0.
-    A distractor identical to its positive (same codewords) gets -inf so it cannot count as
-    both right and wrong.
+    c: (N, D) context vectors of the masked frames, projected to the codevector space;
+    q: (M, D) the quantized, projected targets the loss reads (the masked frames and their
+    distractors, or all B*T frames); positives: (N,) the row of q that is each frame's q_t;
+    negatives: (N, K) rows of q, its K distractors; codes: (M, G) the codeword chosen per group
+    for each row of q. Returns logits (N, K + 1), the positive at index 0, in fp32.
+
+    A distractor with the same codewords as its positive gets -inf so it cannot count as both
+    right and wrong. fairseq and transformers test equality of the vectors; the codes say the
+    same in eval, and also in training, where the straight-through Gumbel output can differ from
+    the codeword by a rounding error. Without ``codes`` the vectors are compared.
+
+    While N * M <= ``max_similarity_entries`` the logits are read from the (N, M) similarity
+    matrix (one matmul); beyond it (very large batches) the (N, K + 1, D) targets are gathered.
     """
-    targets = torch.cat([q[None], negatives], dim=0)  # (K+1, B, T, D)
-    logits = F.cosine_similarity(c.float(), targets.float(), dim=-1) / kappa  # (K+1, B, T)
-    neg_is_pos = (q[None] == negatives).all(-1)  # (K, B, T)
-    return torch.cat([logits[:1], logits[1:].masked_fill(neg_is_pos, float("-inf"))], dim=0)
+    c_hat = F.normalize(c.float(), dim=-1, eps=1e-8)  # (N, D)
+    q_hat = F.normalize(q.float(), dim=-1, eps=1e-8)  # (M, D)
+    targets = torch.cat([positives[:, None], negatives], dim=1)  # (N, K+1) rows of q
+    if c.shape[0] * q.shape[0] <= max_similarity_entries:
+        logits = (c_hat @ q_hat.T).gather(1, targets)  # (N, M) -> (N, K+1)
+    else:
+        logits = torch.einsum("nd,nkd->nk", c_hat, q_hat[targets])
+    logits = logits / kappa
+    same = codes if codes is not None else q
+    neg_is_pos = (same[negatives] == same[positives][:, None]).all(-1)  # (N, K)
+    return torch.cat([logits[:, :1], logits[:, 1:].masked_fill(neg_is_pos, float("-inf"))], dim=1)
 
 
-def contrastive_loss(logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """L_m = -sum_t log softmax(logits_t)[positive] over masked frames t.
+def contrastive_loss(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """L_m = -sum_t log softmax(logits_t)[positive] over the masked frames t.
 
-    logits: (K+1, B, T); mask: (B, T) bool. Returns (summed loss, accuracy), where accuracy is
-    the fraction of masked frames whose positive scores strictly highest (fairseq does not
+    logits: (N, K+1), the positive at index 0. Returns (summed loss, accuracy), where accuracy
+    is the fraction of masked frames whose positive scores strictly highest (fairseq does not
     count rows where every logit ties, as happens after a collapse).
     """
-    masked_logits = logits.permute(1, 2, 0)[mask]  # (N, K+1)
-    target = torch.zeros(masked_logits.shape[0], dtype=torch.long, device=logits.device)
-    loss = F.cross_entropy(masked_logits, target, reduction="sum")
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    loss = F.cross_entropy(logits, target, reduction="sum")
     with torch.no_grad():
-        is_max = masked_logits.argmax(-1) == 0
-        is_min = masked_logits.argmin(-1) == 0
+        is_max = logits.argmax(-1) == 0
+        is_min = logits.argmin(-1) == 0
         correct = (is_max & ~is_min).sum()
-        accuracy = correct.float() / max(masked_logits.shape[0], 1)
+        accuracy = correct.float() / max(logits.shape[0], 1)
     return loss, accuracy
 
 

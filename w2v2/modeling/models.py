@@ -280,10 +280,17 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         )
         return mask, sample_negatives(mask, cfg.num_negatives, generator=generator)
 
-    def forward(self, input_values, attention_mask=None, mask_time_indices=None, sampled_negative_indices=None, generator=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+    def forward(self, input_values, attention_mask=None, mask_time_indices=None, sampled_negative_indices=None, generator=None, output_attentions=None, output_hidden_states=None, return_dict=None, quantize_masked_only=False, **kwargs):
         """input_values: (B, S); mask_time_indices: (B, T) bool; sampled_negative_indices:
         (B, T, K) indices into the flattened (B*T) frames. Masks and negatives not given are
-        sampled here (from ``generator`` if given)."""
+        sampled here (from ``generator`` if given).
+
+        quantize_masked_only: quantize and project only the frames the loss reads (the masked
+        frames and their distractors), as fairseq does; faster, and ``projected_states`` /
+        ``projected_quantized_states`` are then None. By default every frame is, since
+        transformers' users read those (B, T, D) outputs. The loss is the same either way (in
+        training, dropout and Gumbel noise are drawn for fewer frames).
+        """
         cfg = self.config
         if mask_time_indices is None:
             mask_time_indices, sampled = self.sample_masks(input_values, attention_mask, generator)
@@ -293,22 +300,37 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
             sampled_negative_indices = sample_negatives(mask, cfg.num_negatives, generator=generator)
 
         outputs = self.wav2vec2(input_values, attention_mask=attention_mask, mask_time_indices=mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True, compute_feature_penalty=True)
+        B, T = mask.shape
+        masked = mask.reshape(-1).nonzero().squeeze(1)  # (N,) masked frames in the flattened (B*T) axis
+        negatives = sampled_negative_indices.reshape(B * T, -1)[masked].long()  # (N, K) distractor frames
+        features = self.dropout_features(outputs.extract_features)  # (B, T, C) unmasked Z
 
-        # 1. context vectors c_t, projected to the codevector space: (B, T, D)
-        c = self.project_hid(outputs.last_hidden_state)
-        # 2. targets q_t = Z -> Q of the unmasked features, projected: (B, T, D). Every frame is
-        #    quantized (transformers' output keeps all of them; fairseq quantizes only masked
-        #    frames), but only masked frames enter the loss and the perplexities.
-        quantized = self.quantizer(self.dropout_features(outputs.extract_features), mask)
-        q = self.project_q(quantized["q"].to(self.project_q.weight.dtype))
-        B, T, D = q.shape
-        # 3. K distractors per frame from other masked frames of the utterance: (K, B, T, D)
-        K = sampled_negative_indices.shape[-1]
-        negatives = q.reshape(B * T, D)[sampled_negative_indices.reshape(-1).long()].view(B, T, K, D).permute(2, 0, 1, 3)
-        # 4. logits sim(c_t, [q_t, q~]) / kappa: (K+1, B, T)
-        logits = contrastive_logits(c, q, negatives, cfg.contrastive_logits_temperature)
+        if quantize_masked_only:
+            # The frames the loss reads; row[i] is frame i's row among them.
+            needed = mask.reshape(-1).clone()
+            needed[negatives.reshape(-1)] = True
+            needed = needed.nonzero().squeeze(1)  # (M,) in time order
+            row = torch.full((B * T,), -1, dtype=torch.long, device=mask.device)
+            row[needed] = torch.arange(needed.numel(), device=mask.device)
+            # 1. context vectors c_t of the masked frames, projected to the codevector space: (N, D)
+            c_masked = self.project_hid(outputs.last_hidden_state.reshape(B * T, -1)[masked])
+            # 2. targets q = Z -> Q of the unmasked features, projected: (M, D)
+            quantized = self.quantizer(features.reshape(B * T, -1)[needed], mask.reshape(-1)[needed])
+            q_rows = self.project_q(quantized["q"].to(self.project_q.weight.dtype))
+            c = q = None
+            positives, negatives, codes = row[masked], row[negatives], quantized["codes"]
+        else:
+            # 1. c_t for every frame: (B, T, D); 2. q_t for every frame: (B, T, D). Only masked
+            #    frames enter the loss and the perplexities.
+            c = self.project_hid(outputs.last_hidden_state)
+            quantized = self.quantizer(features, mask)
+            q = self.project_q(quantized["q"].to(self.project_q.weight.dtype))
+            c_masked, q_rows = c.reshape(B * T, -1)[masked], q.reshape(B * T, -1)
+            positives, codes = masked, quantized["codes"].reshape(B * T, -1)
+        # 3.-4. logits sim(c_t, [q_t, K distractors]) / kappa for the masked frames: (N, K+1)
+        logits = contrastive_logits(c_masked, q_rows, positives, negatives, cfg.contrastive_logits_temperature, codes=codes)
         # 5. L_m, summed over the N masked frames, and accuracy
-        loss_m, accuracy = contrastive_loss(logits, mask)
+        loss_m, accuracy = contrastive_loss(logits)
         # 6. L_d from the perplexity over masked frames. In training it is the softmax
         #    (prob) perplexity as in the paper and fairseq; in eval transformers uses the hard
         #    (code) perplexity, and so do we, so that validation figures agree with it.

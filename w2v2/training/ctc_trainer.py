@@ -66,6 +66,12 @@ class CTCTrainingArguments(TrainingArguments):
     )
     init_lr_scale: float = field(default=DEFAULT_INIT_LR_SCALE, metadata={"help": "Warmup starts at this times lr."})
     final_lr_scale: float = field(default=DEFAULT_FINAL_LR_SCALE, metadata={"help": "Decay ends at this times lr."})
+    auto_bf16: bool = field(
+        default=True,
+        metadata={"help": "bf16 autocast where this device runs the model faster (measured when training starts, "
+                          "w2v2.training.speed); an explicit --bf16 or --fp16 wins. (TrainingArguments keeps "
+                          "mixed_precision for Accelerate's own use.)"},
+    )
     freeze_finetune_updates: int | None = field(
         default=None,
         metadata={"help": "Updates that train only the CTC head. Default: 10/13 of max_steps when fine-tuning a "

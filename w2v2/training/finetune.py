@@ -35,6 +35,7 @@ from ..modeling import W2V2ForCTC
 from ..processing import W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2Processor
 from .audio_data import header_seconds, load_audio_dataset
 from .collators import DEFAULT_CHARS_TO_IGNORE, DataCollatorCTCWithPadding, normalize_transcript
+from .speed import choose_mixed_precision
 from .ctc_trainer import RECIPE_FREEZE_FRACTION, CTCTrainer, CTCTrainingArguments, greedy_ids, make_compute_metrics
 
 __all__ = ["ModelArguments", "DataArguments", "FinetuneResult", "finetune_ctc", "load_ctc_split", "main"]
@@ -292,6 +293,10 @@ def finetune_ctc(
         logger.warning("no --eval_split: validation and best-checkpoint selection are off")
         training_args.eval_strategy, training_args.load_best_model_at_end = "no", False
     push, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by w2v2.hub
+    if training_args.auto_bf16 and not (training_args.bf16 or training_args.fp16):
+        device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
+        if choose_mixed_precision("auto", device, model, samples=5 * 16_000) == "bf16":
+            training_args.bf16, training_args.mixed_precision = True, "bf16"  # the latter is what Trainer reads
     trainer = CTCTrainer(
         model=model,
         args=training_args,

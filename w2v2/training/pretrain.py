@@ -21,13 +21,17 @@ import json
 import logging
 import math
 import os
+import queue
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .speed import MIXED_PRECISION_CHOICES
 
 __all__ = ["PretrainArguments", "main", "parse_args", "train"]
 
@@ -64,7 +68,11 @@ class PretrainArguments:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.98
     adam_epsilon: float = 1e-6
-    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16 (GPU)"})
+    mixed_precision: str | None = field(
+        default=None, metadata={"help": "auto (bf16 where this device runs it faster, measured at start) | no | bf16 | fp16 (GPU)"})
+    prefetch_batches: int | None = field(
+        default=None, metadata={"help": "batches decoded ahead in a thread; default: 2 where a core is free for it, else 0"})
+    torch_compile: bool = field(default=False, metadata={"help": "torch.compile the encoder (a minute or more to compile)"})
     gradient_checkpointing: bool = False
     seed: int = 0
     max_minutes: float | None = field(default=None, metadata={"help": "stop (and save) after this much wall time"})
@@ -92,8 +100,10 @@ class PretrainArguments:
                 setattr(self, f.name, RECIPES[self.recipe][f.name])
         if self.lr_scheduler not in ("polynomial", "linear"):
             raise ValueError(f"lr_scheduler={self.lr_scheduler!r} is not supported; use 'polynomial' or 'linear'.")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision={self.mixed_precision!r} is not supported; use 'no', 'bf16' or 'fp16'.")
+        if self.mixed_precision not in MIXED_PRECISION_CHOICES:
+            raise ValueError(f"mixed_precision={self.mixed_precision!r} is not supported; use one of {', '.join(MIXED_PRECISION_CHOICES)}.")
+        if self.prefetch_batches is not None and self.prefetch_batches < 0:
+            raise ValueError(f"prefetch_batches={self.prefetch_batches} must be >= 0 (0 reads each batch when it is needed).")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("push_to_hub needs hub_model_id (e.g. --hub_model_id user/w2v2-small) to be specified.")
 
@@ -136,14 +146,70 @@ def sample_batch_masks(model, batch, seed: int, device) -> tuple[torch.Tensor, t
     return torch.cat(masks), torch.cat(negatives)
 
 
-def _batches(data, position: dict):
-    """Endless micro-batches from ``position`` ({"epoch", "batch"}), which it keeps current."""
-    while True:
-        for batch in data.epoch(position["epoch"], skip=position["batch"]):
-            position["batch"] += 1
-            yield batch
-        position["epoch"] += 1
-        position["batch"] = 0
+class _Prefetched:
+    """Endless micro-batches from ``position`` ({"epoch", "batch"}); with ``depth`` > 0 decoded
+    that many batches ahead in a thread, so that reading audio overlaps the model's compute.
+
+    ``position`` and ``corrupt`` (files skipped so far) are those of the batches handed out,
+    not of the ones read ahead, so a checkpoint taken at any update resumes exactly. An error
+    in the reader is raised by ``next``; ``close`` stops the thread.
+    """
+
+    def __init__(self, data, position: dict, depth: int):
+        self.position, self.corrupt = position, data.corrupt
+        self._data, self._stop = data, threading.Event()
+        self._reader = self._read(position["epoch"], position["batch"])
+        self._queue, self._thread = queue.Queue(maxsize=max(depth, 1)), None
+        if depth > 0:
+            self._thread = threading.Thread(target=self._fill, daemon=True, name="w2v2-prefetch")
+            self._thread.start()
+
+    def _read(self, epoch: int, skip: int):
+        """(batch, epoch, batches of the epoch read, corrupt files so far), forever."""
+        while True:
+            index = skip
+            for batch in self._data.epoch(epoch, skip=skip):
+                index += 1
+                yield batch, epoch, index, self._data.corrupt
+            epoch, skip = epoch + 1, 0
+
+    def _fill(self) -> None:
+        try:
+            for item in self._reader:
+                if not self._put(item):
+                    return
+        except BaseException as error:  # noqa: BLE001  (handed to the training loop, which raises it)
+            self._put(error)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __next__(self):
+        item = self._queue.get() if self._thread else next(self._reader)
+        if isinstance(item, BaseException):
+            raise item
+        batch, self.position["epoch"], self.position["batch"], self.corrupt = item
+        return batch
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+
+def _prefetch_depth(args: PretrainArguments, device: torch.device) -> int:
+    """Batches to read ahead: ``--prefetch_batches``, or 2 where a core is free for the reader
+    (a GPU run, or more cores than torch threads) and 0 otherwise: on 2 cores with 2 torch
+    threads a reader thread made the small recipe 20% slower (benchmarks/RESULTS.md)."""
+    if args.prefetch_batches is not None:
+        return args.prefetch_batches
+    return 2 if device.type == "cuda" or (os.cpu_count() or 1) > torch.get_num_threads() else 0
 
 
 # Metrics summed over micro-batches and processes, then divided at logging time.
@@ -165,13 +231,16 @@ def train(args: PretrainArguments) -> Path:
     from .health import HealthMonitor
     from .plotting import plot_curves
     from .recipes import recipe_config
+    from .speed import compile_model
 
     out = Path(args.output_dir)
     # Several processes without a GPU (torchrun, or accelerate launch --multi_gpu on a CPU
     # machine): tell Accelerate, which then uses gloo.
     multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    # bf16 runs under our own autocast (below), so that "auto" can measure the model first;
+    # Accelerate handles fp16, which needs its gradient scaler.
     accelerator = Accelerator(cpu=multi_cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
-                              mixed_precision=args.mixed_precision, log_with="tensorboard",
+                              mixed_precision="fp16" if args.mixed_precision == "fp16" else "no", log_with="tensorboard",
                               project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "runs")))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
@@ -197,7 +266,8 @@ def train(args: PretrainArguments) -> Path:
 
     # 3. AdamW with warmup then polynomial (power 1) or linear decay to 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                                  eps=args.adam_epsilon, weight_decay=args.weight_decay)
+                                  eps=args.adam_epsilon, weight_decay=args.weight_decay,
+                                  fused=True)  # one kernel for all parameters: 1.9 ms against 7.5 ms (small, CPU)
     scheduler = get_scheduler("polynomial" if args.lr_scheduler == "polynomial" else "linear", optimizer,
                               num_warmup_steps=args.warmup_updates, num_training_steps=args.max_updates)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -220,6 +290,12 @@ def train(args: PretrainArguments) -> Path:
         logger.info("resumed from %s (update %d)", checkpoint, state["step"])
     elif args.resume:
         logger.info("no complete checkpoint in %s: starting from scratch", out)
+    # 4b. speed: mixed precision as the run began (a resumed run keeps its choice), compilation
+    if "mixed_precision" not in state:
+        state["mixed_precision"] = _agreed_precision(accelerator, unwrapped, args)
+    bf16 = state["mixed_precision"] == "bf16"
+    if args.torch_compile:
+        compile_model(unwrapped)
     step = first_step = state.pop("step", 0)
     restored = {k: state.pop(k, None) for k in ("corrupt_files", "sums", "grad_norms")}
     main_only = accelerator.is_main_process  # they are totals over processes: restore them once
@@ -237,10 +313,10 @@ def train(args: PretrainArguments) -> Path:
 
     def global_totals() -> dict[str, float]:
         """The interval's sums and the corrupt-file count, added over processes (every process must call it)."""
-        local = torch.tensor([sums[k] for k in _SUMS] + [float(data.corrupt)], dtype=torch.float64, device=accelerator.device)
+        local = torch.tensor([sums[k] for k in _SUMS] + [float(batches.corrupt)], dtype=torch.float64, device=accelerator.device)
         return dict(zip((*_SUMS, "corrupt"), accelerator.reduce(local, "sum").tolist()))
 
-    batches = _batches(data, state)
+    batches = _Prefetched(data, state, depth=_prefetch_depth(args, accelerator.device))
     stop_reason = None
     started = time.time() - state["elapsed"]  # elapsed counts the time before a resume
     last_log = time.time()
@@ -261,7 +337,9 @@ def train(args: PretrainArguments) -> Path:
             attention_mask = None if batch.attention_mask is None else batch.attention_mask.to(accelerator.device)
             mask, negatives = sample_batch_masks(unwrapped, batch, args.seed, accelerator.device)
             with accelerator.accumulate(model):
-                output = model(x, attention_mask=attention_mask, mask_time_indices=mask, sampled_negative_indices=negatives)
+                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    output = model(x, attention_mask=attention_mask, mask_time_indices=mask, sampled_negative_indices=negatives,
+                                   quantize_masked_only=True)
                 # loss * N sums over this process's masked frames; divide by the global N so
                 # that DDP's mean over processes is the loss per masked frame of the global batch.
                 num_masked = output.num_masked.detach().float()
@@ -342,6 +420,7 @@ def train(args: PretrainArguments) -> Path:
             logger.warning("stopping at update %d: %s", step, stop_reason or "max_minutes or stop_after_updates reached")
             break
     progress.close()
+    batches.close()
     _check_replicas(accelerator, unwrapped, out)
 
     # 9. the final model: safetensors, feature extractor, curves, model card, push
@@ -353,7 +432,7 @@ def train(args: PretrainArguments) -> Path:
         if history:
             images.append(plot_curves(history, out / "pretraining_curves.png", panels=PANELS, references=reference_lines(cfg),
                                       log_scale=("grad_norm",), title=f"w2v2 pretraining, recipe {args.recipe}"))
-        _write_card(args, out, history, data.hours, step, images)
+        _write_card(args, out, history, data.hours, step, images, state["mixed_precision"])
         if args.push_to_hub:
             from w2v2.hub import push_to_hub
 
@@ -361,6 +440,21 @@ def train(args: PretrainArguments) -> Path:
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and the process group
     return out
+
+
+def _agreed_precision(accelerator, model, args: PretrainArguments) -> str:
+    """The mixed precision to run: ``args.mixed_precision``, with "auto" measured on this
+    device for this model (a clip of ``max_sample_size`` samples); bf16 only if every process
+    measured it faster."""
+    from .speed import choose_mixed_precision
+
+    samples = min(args.max_sample_size or 160_000, 160_000)  # at most 10 s: the probe stays a few seconds
+    chosen = choose_mixed_precision(args.mixed_precision, accelerator.device, model, samples=samples)
+    if args.mixed_precision == "auto" and accelerator.num_processes > 1:
+        votes = accelerator.reduce(torch.tensor(float(chosen == "bf16"), device=accelerator.device), "sum").item()
+        chosen = "bf16" if votes == accelerator.num_processes else "no"
+    logger.info("mixed precision: %s (asked: %s)", chosen, args.mixed_precision)
+    return chosen
 
 
 def _check_replicas(accelerator, model, out: Path) -> None:
@@ -390,7 +484,7 @@ def reference_lines(cfg) -> dict:
             "code_perplexity": [(cfg.num_codevector_groups, "G")], "prob_perplexity": [(cfg.num_codevector_groups, "G")]}
 
 
-def _write_card(args, out: Path, history: list[dict], hours: float | None, step: int, images: list) -> None:
+def _write_card(args, out: Path, history: list[dict], hours: float | None, step: int, images: list, precision: str) -> None:
     from w2v2.hub import write_model_card
 
     final = history[-1] if history else {}
@@ -399,7 +493,7 @@ def _write_card(args, out: Path, history: list[dict], hours: float | None, step:
     hyper = {k: getattr(args, k) for k in ("recipe", "learning_rate", "warmup_updates", "max_updates", "lr_scheduler",
                                            "batch_seconds", "gradient_accumulation_steps", "max_sample_size",
                                            "min_sample_size", "normalize", "max_grad_norm", "mixed_precision", "seed")}
-    hyper.update(updates_done=step, data_hours=None if hours is None else round(hours, 3),
+    hyper.update(mixed_precision_used=precision, updates_done=step, data_hours=None if hours is None else round(hours, 3),
                  audio_hours_seen=round(final.get("audio_hours", 0.0), 3))
     summary = (f"wav2vec 2.0 pretrained with `w2v2-pretrain --recipe {args.recipe}` for {step} updates "
                f"on {args.dataset}. Final health: contrastive accuracy {metrics.get('contrastive_accuracy')}, "

@@ -43,6 +43,7 @@ from transformers import HfArgumentParser
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2Processor, receptive_field
 from .audio_data import decode_audio
+from .speed import choose_mixed_precision, compile_model, default_transcription_batch_size
 
 __all__ = ["TranscribeArguments", "Transcriber", "build_lm_decoder", "list_audio_files", "main"]
 
@@ -65,7 +66,11 @@ class TranscribeArguments:
     stride_length_s: float = field(
         default=2.5, metadata={"help": "Context on each side of a window's kept middle (at least the receptive field, 25 ms)."}
     )
-    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass."})
+    batch_size: int | None = field(default=None, metadata={"help": "Windows per forward pass; default: 1 on a CPU, 8 on a GPU."})
+    mixed_precision: str = field(
+        default="auto", metadata={"help": "auto (bf16 where this device runs the model faster, measured) | no | bf16 | fp16."})
+    int8: bool = field(default=False, metadata={"help": "CPU: dynamic int8 quantization of the Linear layers."})
+    torch_compile: bool = field(default=False, metadata={"help": "torch.compile the encoder (a minute or more to compile)."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda', ...; default: cuda when available."})
     lm: str | None = field(default=None, metadata={"help": "n-gram LM (ARPA or kenlm binary) for beam search."})
     beam_width: int = field(default=32, metadata={"help": "Beams kept in LM beam search."})
@@ -101,11 +106,22 @@ class Transcriber:
         model: a ``W2V2ForCTC`` (or transformers ``Wav2Vec2ForCTC``).
         processor: its ``W2V2Processor``.
         chunk_length_s, stride_length_s: window and per-side context (module docstring).
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass; None: what suits the model's device (1 on a CPU, 8 on a GPU).
         lm_decoder: a pyctcdecode decoder (:func:`build_lm_decoder`), or None for greedy.
+        mixed_precision: "no", "bf16", "fp16", or "auto": bf16 autocast where this device runs
+            the model faster (measured once on a window; see ``w2v2.training.speed``).
+        int8: quantize the Linear layers to int8 (dynamic quantization, CPU only); the
+            convolutions stay in floating point.
+        torch_compile: compile the encoder (``torch.compile``, dynamic shapes).
     """
 
-    def __init__(self, model, processor, *, chunk_length_s=20.0, stride_length_s=2.5, batch_size=8, lm_decoder=None):
+    def __init__(self, model, processor, *, chunk_length_s=20.0, stride_length_s=2.5, batch_size=None, lm_decoder=None,
+                 mixed_precision="no", int8=False, torch_compile=False):
+        device = model.device
+        if int8:
+            if device.type != "cpu":
+                raise ValueError(f"int8=True runs on the CPU only, and the model is on {device}; use mixed_precision='bf16' there.")
+            model = torch.ao.quantization.quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
         self.model = model.eval()
         self.processor = processor
         self.rate = processor.feature_extractor.sampling_rate
@@ -115,6 +131,7 @@ class Transcriber:
         # whole frames, and at least the receptive field (module docstring)
         self.receptive_field = receptive_field(model.config.conv_kernel, model.config.conv_stride)
         self.context = max(round(stride_length_s * self.rate / ratio), math.ceil(self.receptive_field / ratio)) * ratio
+        batch_size = default_transcription_batch_size(device) if batch_size is None else batch_size
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1.")
         if self.window - 2 * self.context < ratio:
@@ -125,6 +142,12 @@ class Transcriber:
         self.batch_size = batch_size
         self.lm_decoder = lm_decoder
         self.max_window_samples = 0  # largest window fed to the model, for memory checks
+        # the probe runs 5 s of audio (a few seconds at most), not a whole window
+        self.mixed_precision = choose_mixed_precision(mixed_precision, device, None if int8 else model, samples=min(self.window, 80_000))
+        if int8 and self.mixed_precision != "no":
+            self.mixed_precision = "no"  # quantized Linear layers do not run under autocast
+        if torch_compile:
+            compile_model(self.model)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str | None = None, **kwargs) -> Transcriber:
@@ -178,7 +201,9 @@ class Transcriber:
         self.max_window_samples = max(self.max_window_samples, *lengths)
         features = self.processor.feature_extractor([w.samples for w in windows], sampling_rate=self.rate, return_tensors="pt")
         features = {k: v.to(self.model.device) for k, v in features.items()}
-        logits = self.model(**features).logits.float()  # (B, T, V)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.mixed_precision)
+        with torch.autocast(self.model.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = self.model(**features).logits.float()  # (B, T, V)
         if self.lm_decoder is None:
             frames = logits.argmax(-1).cpu().numpy()  # (B, T)
         else:
@@ -289,7 +314,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise ValueError(f"no audio files in {args.inputs}; pass files or folders with {', '.join(AUDIO_SUFFIXES)} files.")
     transcriber = Transcriber.from_pretrained(
         args.model_name_or_path, device=args.device, chunk_length_s=args.chunk_length_s,
-        stride_length_s=args.stride_length_s, batch_size=args.batch_size,
+        stride_length_s=args.stride_length_s, batch_size=args.batch_size, mixed_precision=args.mixed_precision,
+        int8=args.int8, torch_compile=args.torch_compile,
     )  # fmt: skip
     if args.lm:
         transcriber.lm_decoder = build_lm_decoder(transcriber.processor.tokenizer, args.lm, alpha=args.lm_alpha,
