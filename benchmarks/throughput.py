@@ -20,6 +20,8 @@ Parts (each prints a markdown table; ratios are transformers' time / w2v2's, > 1
   same corpus and the same crops (w2v2's batcher), each in its own process, alternating; peak RSS.
 * ``accuracy``: greedy CER of ``--ctc_model`` on the corpus's test_clean in fp32, under bf16
   autocast and with int8 Linear layers, and how many transcripts differ from fp32.
+* ``compile`` (not run by default): the small step eager and under ``torch.compile``, fp32 and
+  bf16, with compile time and the loss after a few updates (the drift).
 * ``long``: one 10-minute file (test clips joined): ``w2v2-transcribe``'s Transcriber with its
   defaults against transformers' ``pipeline("automatic-speech-recognition", chunk_length_s=20,
   stride_length_s=2.5)`` on the same folder, each in its own process: seconds and peak RSS.
@@ -209,6 +211,52 @@ def part_steps(args, device) -> None:
               f"{med['transformers bf16']:.3f} | {ratio:.2f}x | {flops / 1e9:.1f} | {achieved:.0f} ({100 * achieved / peak:.0f}%) | "
               f"{audio / med['w2v2']:.1f} vs {audio / med['transformers']:.1f} |", flush=True)
         del calls
+
+
+# ----------------------------------------------------------------------------- compile
+def part_compile(args, device) -> None:
+    """The small recipe's step eager / compiled, fp32 / bf16: seconds per step after
+    compilation, compile time, and the loss after ``--drift_updates`` AdamW updates from the
+    same initialisation on the same batches (the drift of bf16 and of compilation)."""
+    from w2v2 import W2V2ForPreTraining
+    from w2v2.training.recipes import recipe_config
+    from w2v2.training.speed import compile_model
+
+    g = torch.Generator().manual_seed(0)
+    batches = [0.1 * torch.randn(8, 48_000, generator=g).to(device) for _ in range(4)]
+    print(f"\nsmall recipe step (8 x 3 s), eager vs torch.compile, fp32 vs bf16; loss after {args.drift_updates} updates "
+          "from one initialisation on 4 fixed batches in turn")
+    print("| run | compile s | s / step | loss at the end |")
+    print("|---|---|---|---|")
+    for compiled in (False, True):
+        for bf16 in (False, True):
+            torch.manual_seed(0)
+            model = W2V2ForPreTraining(recipe_config("small")).to(device).train()
+            masks = [model.sample_masks(x, generator=torch.Generator(device).manual_seed(i)) for i, x in enumerate(batches)]
+            optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, fused=True)
+            if compiled:
+                compile_model(model)
+
+            def step(i):
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    out = model(batches[i % 4], mask_time_indices=masks[i % 4][0], sampled_negative_indices=masks[i % 4][1],
+                                quantize_masked_only=True)
+                out.loss.backward()
+                optimizer.step()
+                return out.loss.item()
+
+            torch.manual_seed(1)
+            start = time.perf_counter()
+            step(0)
+            first = time.perf_counter() - start
+            times, loss = [], None
+            for i in range(1, args.drift_updates):
+                start = time.perf_counter()
+                loss = step(i)
+                times.append(time.perf_counter() - start)
+            print(f"| {'compiled' if compiled else 'eager'} {'bf16' if bf16 else 'fp32'} | {first if compiled else 0:.0f} | "
+                  f"{statistics.median(times[2:]):.3f} | {loss:.5f} |", flush=True)
 
 
 # ----------------------------------------------------------------------------- e2e
@@ -409,7 +457,8 @@ def part_long(args) -> None:
 # ----------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", default=["steps", "e2e", "accuracy", "long"], choices=["steps", "e2e", "accuracy", "long"])
+    parser.add_argument("--parts", nargs="+", default=["steps", "e2e", "accuracy", "long"],
+                        choices=["steps", "e2e", "accuracy", "long", "compile"], help="compile: a few minutes of compilation")
     parser.add_argument("--corpus", default="outputs/low_resource_short/corpus", help="demo corpus (w2v2-synth-corpus)")
     parser.add_argument("--ctc_model", default="outputs/low_resource_short/pretrained_train_10min", help="a fine-tuned CTC folder")
     parser.add_argument("--text_column", default="transcription")
@@ -417,6 +466,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=40, help="timed updates per end-to-end run (a multiple of 10)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed updates first (a multiple of 10: the recipe logs every 10)")
     parser.add_argument("--e2e_rounds", type=int, default=2)
+    parser.add_argument("--drift_updates", type=int, default=30, help="updates per run of part compile")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     if args.updates % 10 or args.warmup % 10 or args.warmup < 10:
@@ -426,6 +476,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads; device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     if "steps" in args.parts:
         part_steps(args, device)
+    if "compile" in args.parts:
+        part_compile(args, device)
     if "e2e" in args.parts:
         part_e2e(args)
     if "accuracy" in args.parts:

@@ -60,6 +60,22 @@ def test_resume_is_exact(folder, tmp_path):
     assert "pretraining" in (tmp_path / "split" / "README.md").read_text()
 
 
+def test_reading_ahead_in_a_thread_trains_the_same_and_resumes_exactly(folder, tmp_path):
+    # The reader thread runs ahead of the loop; position and corrupt count must still be those
+    # of the batches used, so a run stopped and resumed with it equals one without it.
+    every2 = ("--max_updates", 6, "--logging_steps", 2)
+    train(parse_args(flags(folder, tmp_path / "inline", *every2, "--prefetch_batches", 0)))
+    train(parse_args(flags(folder, tmp_path / "ahead", *every2, "--prefetch_batches", 2, "--stop_after_updates", 3)))
+    state = json.loads((latest_checkpoint(tmp_path / "ahead") / "trainer_state.json").read_text())
+    assert (state["step"], state["mixed_precision"]) == (3, "no")
+    train(parse_args(flags(folder, tmp_path / "ahead", *every2, "--prefetch_batches", 2, "--resume")))
+    inline, ahead = load_file(tmp_path / "inline" / "model.safetensors"), load_file(tmp_path / "ahead" / "model.safetensors")
+    assert max((inline[k] - ahead[k]).abs().max().item() for k in inline) <= 1e-6
+    assert [r["audio_hours"] for r in history(tmp_path / "inline")] == [r["audio_hours"] for r in history(tmp_path / "ahead")]
+    with pytest.raises(ValueError, match="prefetch_batches=-1 must be >= 0"):
+        parse_args(flags(folder, tmp_path / "bad", "--prefetch_batches", -1))
+
+
 def _complete_checkpoints_are_whole(out: Path) -> list[Path]:
     found = sorted(p for p in out.glob("checkpoint-*") if (p / COMPLETE_MARKER).exists())
     for ckpt in found:

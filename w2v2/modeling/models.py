@@ -38,7 +38,8 @@ class W2V2ForPreTrainingOutput(ModelOutput):
     as transformers). ``loss`` differs in reduction: it is per masked frame, (L_m + alpha L_d N + beta P N) / N
     (see ``w2v2.modeling.losses``). Added: ``feature_penalty`` (P), ``contrastive_accuracy``,
     ``code_perplexity`` (hard choices), ``prob_perplexity`` (softmax), ``num_masked`` (N) and
-    the ``mask_time_indices`` used.
+    the ``mask_time_indices`` used. With ``quantize_masked_only=True`` the two (B, T, D)
+    projections are not computed and are None.
     """
 
     loss: torch.FloatTensor | None = None
