@@ -29,13 +29,16 @@ class W2V2Processor(ProcessorMixin):
         super().__init__(feature_extractor, tokenizer)
 
     @classmethod
-    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
-        # Build our own classes whatever the saved "*_type"/"tokenizer_class" names say,
-        # so that transformers' Wav2Vec2Processor directories load as W2V2Processor.
-        return [
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "W2V2Processor":
+        """Build our own classes whatever the saved "*_type"/"tokenizer_class" names say, so that
+        transformers' Wav2Vec2Processor directories load as W2V2Processor. (transformers 5.25
+        stopped reading sub-processors through ``_get_arguments_from_pretrained``, which this
+        replaces.)"""
+        kwargs.pop("trust_remote_code", None)  # AutoProcessor passes it; the parts do not take it
+        return cls(
             W2V2FeatureExtractor.from_pretrained(pretrained_model_name_or_path, **kwargs),
             W2V2CTCTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs),
-        ]
+        )
 
     def __call__(
         self,
