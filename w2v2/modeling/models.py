@@ -290,7 +290,7 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         frames and their distractors), as fairseq does; faster, and ``projected_states`` /
         ``projected_quantized_states`` are then None. By default every frame is, since
         transformers' users read those (B, T, D) outputs. The loss is the same either way (in
-        training, dropout and Gumbel noise are drawn for fewer frames).
+        training, Gumbel noise is drawn for fewer frames; feature dropout still covers all).
         """
         cfg = self.config
         if mask_time_indices is None:

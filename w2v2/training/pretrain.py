@@ -444,7 +444,7 @@ def train(args: PretrainArguments) -> Path:
 
 def _agreed_precision(accelerator, model, args: PretrainArguments) -> str:
     """The mixed precision to run: ``args.mixed_precision``, with "auto" measured on this
-    device for this model (a clip of ``max_sample_size`` samples); bf16 only if every process
+    device for this model (a clip of ``max_sample_size`` samples, at most 10 s); bf16 only if every process
     measured it faster."""
     from .speed import choose_mixed_precision
 
