@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="ffmpeg sox libsndfile1 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts bible-kjv wordnet-base"
+# the second line: what compiling KenLM's lmplz needs
+APT_PACKAGES="ffmpeg sox libsndfile1 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts bible-kjv wordnet-base
+  cmake g++ make libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -35,4 +37,17 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --no-deps pyctcdecode==0.5.0 kenlm==0.3.0 || echo "[setup] LM decoding unavailable: kenlm did not build"
   rm -f .venv/.w2v2-setup-*
   touch "$stamp"
+fi
+
+# KenLM's lmplz (n-gram estimation, modified Kneser-Ney) and build_binary, which the kenlm wheel
+# lacks: compiled from kenlm's source distribution on PyPI into .venv/bin (a few minutes, once).
+if [ ! -x .venv/bin/lmplz ] || [ ! -x .venv/bin/build_binary ]; then
+  echo "[setup] compiling KenLM's lmplz and build_binary (once, a few minutes)"
+  work=$(mktemp -d)
+  .venv/bin/pip download -q --no-binary kenlm --no-deps --no-build-isolation -d "$work" kenlm==0.3.0
+  tar xzf "$work"/kenlm-0.3.0.tar.gz -C "$work"
+  cmake -S "$work/kenlm-0.3.0" -B "$work/build" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 || { tail -20 "$work/cmake.log"; exit 1; }
+  make -C "$work/build" -j"$(nproc)" lmplz build_binary >"$work/make.log" 2>&1 || { tail -20 "$work/make.log"; exit 1; }
+  cp "$work/build/bin/lmplz" "$work/build/bin/build_binary" .venv/bin/
+  rm -rf "$work"
 fi

@@ -90,10 +90,46 @@ def test_command_line_runs_and_reports_errors(spoken, tmp_path, capsys):
     for flag in ("--train_split", "--eval_split", "--test_splits"):  # the error names the flag and the splits there are
         with pytest.raises(ValueError, match=f"{flag} 'dev' is not a split of .*'train'"):
             main(["--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--eval_split", "",
-                  flag, "dev", "--output_dir", str(tmp_path)])  # fmt: skip
+                  flag, "dev", "--output_dir", str(tmp_path / "other")])  # fmt: skip
     with pytest.raises(ValueError, match="text_column='text'"):
         main(["--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--text_column", "text",
-              "--output_dir", str(tmp_path)])  # fmt: skip
+              "--output_dir", str(tmp_path / "other")])  # fmt: skip
+
+
+def test_an_earlier_run_is_refused_then_resumed_with_one_flag(spoken, tmp_path):
+    # issue 15, item 2: a second run into the folder started over and rotated the first one's checkpoints away
+    flags = ["--from_scratch", "--dataset_name_or_path", str(spoken), "--train_split", "train", "--eval_split", "train",
+             "--test_splits", "train", "--max_steps", "4", "--eval_steps", "2", "--save_steps", "2", "--output_dir",
+             str(tmp_path), "--use_cpu", "--disable_tqdm", "true", "--mask_feature_prob", "0", "--seed", "0"]  # fmt: skip
+    first = main(flags)
+    checkpoints = sorted(p.name for p in tmp_path.glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-2", "checkpoint-4"]
+    with pytest.raises(ValueError, match="holds an earlier fine-tuning run .*--resume_from_checkpoint last"):
+        main(flags)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == checkpoints  # untouched
+    again = main([*flags, "--resume_from_checkpoint", "last"])  # the finished run: nothing left to train
+    assert again["train_wer"] == pytest.approx(first["train_wer"])
+    with pytest.raises(ValueError, match="holds no checkpoint"):
+        main([*flags, "--output_dir", str(tmp_path / "empty"), "--resume_from_checkpoint", "last"])
+
+
+def test_a_bad_audio_file_is_left_out_and_named_not_fatal(tmp_path, caplog):
+    # issue 15, item 6: one undecodable file ended w2v2-finetune mid-run
+    import shutil
+
+    root = tmp_path / "data"
+    write_audiofolder(root, UTTERANCES[:3], split="train")
+    (root / "train" / "broken.flac").write_bytes(b"fLaC" + bytes(range(256)) * 8)
+    with open(root / "train" / "metadata.csv", "a") as f:
+        f.write("broken.flac,HELLO WORLD,1.5\n")
+    shutil.copytree(root / "train", root / "test")
+    with caplog.at_level("WARNING"):
+        metrics = main(["--from_scratch", "--dataset_name_or_path", str(root), "--train_split", "train", "--eval_split",
+                        "test", "--test_splits", "test", "--max_steps", "4", "--eval_steps", "2", "--save_steps", "2",
+                        "--per_device_train_batch_size", "2", "--output_dir", str(tmp_path / "out"), "--use_cpu",
+                        "--disable_tqdm", "true", "--mask_feature_prob", "0", "--report_to", "none"])  # fmt: skip
+    assert metrics["test_wer"] >= 0 and metrics["train_runtime"] > 0
+    assert "leaving out of the batch" in caplog.text and "broken.flac" in caplog.text
 
 
 def test_console_script_exits_with_status_zero(spoken, tmp_path):

@@ -11,7 +11,7 @@ from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC,
 from w2v2.training.callbacks import FreezeEncoderCallback
 from w2v2.training.collators import DataCollatorCTCWithPadding, normalize_transcript
 from w2v2.training.ctc_trainer import CTCTrainer, CTCTrainingArguments
-from w2v2.training.finetune import DataArguments, ModelArguments, _json_overrides, build_model
+from w2v2.training.finetune import DataArguments, ModelArguments, build_model
 from w2v2.training.metrics import load_wer_cer
 from w2v2.training.schedulers import get_tri_stage_schedule, tri_stage_phase_steps
 
@@ -141,17 +141,22 @@ def _changed(before, after, prefix):
     return {n for n in before if n.startswith(prefix) and not torch.equal(before[n], after[n])}
 
 
-def test_freeze_finetune_updates_trains_only_the_head_first(tmp_path):
+def _tiny_trainer(tmp_path, callbacks=(), **overrides) -> tuple[W2V2ForCTC, CTCTrainer]:
+    """A tiny CTC model (feature encoder frozen) and a CTCTrainer on random batches, lr 1e-2."""
     model = W2V2ForCTC(W2V2Config.tiny(vocab_size=8, mask_time_prob=0.0))
     model.freeze_feature_encoder()
-    args = CTCTrainingArguments(
-        output_dir=str(tmp_path), max_steps=6, freeze_finetune_updates=3, learning_rate=1e-2, per_device_train_batch_size=2,
-        eval_strategy="no", save_strategy="no", load_best_model_at_end=False, train_sampling_strategy="random",
-        report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1,
-    )  # fmt: skip
-    snapshots = _Snapshots(model)
-    trainer = CTCTrainer(model=model, args=args, train_dataset=_Batches(), callbacks=[snapshots],
+    args = CTCTrainingArguments(**{
+        "output_dir": str(tmp_path), "learning_rate": 1e-2, "per_device_train_batch_size": 2, "eval_strategy": "no",
+        "save_strategy": "no", "load_best_model_at_end": False, "train_sampling_strategy": "random", "report_to": "none",
+        "use_cpu": True, "disable_tqdm": True, "logging_steps": 1, **overrides})  # fmt: skip
+    trainer = CTCTrainer(model=model, args=args, train_dataset=_Batches(), callbacks=[c(model) for c in callbacks],
                          data_collator=lambda rows: {k: torch.stack([r[k] for r in rows]) for k in rows[0]})  # fmt: skip
+    return model, trainer
+
+
+def test_freeze_finetune_updates_trains_only_the_head_first(tmp_path):
+    model, trainer = _tiny_trainer(tmp_path, callbacks=[_Snapshots], max_steps=6, freeze_finetune_updates=3)
+    snapshots = next(c for c in trainer.callback_handler.callbacks if isinstance(c, _Snapshots))
     trainer.train()
     s = snapshots.by_step
     encoder = {n for n in s[0] if n.startswith("wav2vec2.") and not n.startswith("wav2vec2.feature_extractor")}
@@ -166,6 +171,23 @@ def test_freeze_finetune_updates_trains_only_the_head_first(tmp_path):
     # the tri-stage schedule drove the learning rate: warmup over 10 % of 6 updates is 0 updates
     lrs = [entry["learning_rate"] for entry in trainer.state.log_history if "learning_rate" in entry]
     assert lrs[0] == pytest.approx(1e-2)
+
+
+def test_encoder_lr_scale_gives_the_pretrained_layers_a_smaller_learning_rate(tmp_path):
+    model, trainer = _tiny_trainer(tmp_path, max_steps=4, encoder_lr_scale=0.1, freeze_finetune_updates=0)
+    trainer.train()
+    names = {id(p): n for n, p in model.named_parameters()}
+    peak = {}  # the tri-stage schedule ends at final_lr_scale of each group's own peak
+    for group in trainer.optimizer.param_groups:
+        heads = {names[id(p)].startswith("lm_head") for p in group["params"]}
+        assert len(heads) == 1  # no group mixes the head and the rest
+        peak.setdefault(heads.pop(), set()).add(round(group["initial_lr"], 12))
+    assert peak == {True: {1e-2}, False: {1e-3}}
+    # every trainable parameter is in exactly one group, weight decay groups kept
+    grouped = [id(p) for g in trainer.optimizer.param_groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="encoder_lr_scale=0"):
+        CTCTrainingArguments(output_dir=str(tmp_path), encoder_lr_scale=0.0)
 
 
 def test_freeze_callback_rejects_negative_updates():
@@ -190,10 +212,13 @@ def test_command_line_accepts_recipe_and_standard_trainer_flags():
 
 
 def test_config_overrides_must_be_a_json_object():
-    assert _json_overrides('{"hidden_size": 64}') == {"hidden_size": 64}
+    assert W2V2Config.overrides_from_json('{"hidden_size": 64}') == {"hidden_size": 64}
     for bad in ("hidden_size=64", "[1, 2]"):
         with pytest.raises(ValueError, match="config_overrides"):
-            _json_overrides(bad)
+            W2V2Config.overrides_from_json(bad)
+    # issue 15, item 10: a typo was stored in config.json and ignored
+    with pytest.raises(ValueError, match="'num_negativs', which is not a W2V2Config field; did you mean 'num_negatives'"):
+        W2V2Config.overrides_from_json('{"num_negativs": 10}')
 
 
 def test_tri_stage_decay_is_exponential_not_linear():

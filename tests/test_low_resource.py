@@ -31,6 +31,13 @@ def test_smoke_variant_runs_every_step_and_reports(tmp_path):
         assert {"model.safetensors", "config.json", "vocab.json", "processor_config.json", "finetuning_curves.png"} <= {p.name for p in model_dir.iterdir()}
     assert (out / "pretrain" / "model.safetensors").exists() and (out / "pretrain" / "pretraining_curves.png").exists()
     assert "| train_10min | pretrained |" in (out / "results.md").read_text()
+    # beam search with the corpus's word LM beside greedy decoding, and utterances a person can read
+    for run in runs.values():
+        assert 0 <= run["test_clean_lm_cer"] and run["lm_alpha"] >= 0
+        assert run["test_clean_greedy_cer"] == pytest.approx(run["test_clean_cer"], abs=0.02)  # the Trainer's own figure
+        assert len(run["examples"]) == 3 and all(e["reference"] for e in run["examples"])
+    assert result.stdout.count("    with LM:   ") == 6 and result.stdout.count("    reference: ") == 6
+    assert (out / "lm" / "words_3gram.arpa").read_text().startswith("\\data\\")
     assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"  # validation CER of both inits
     assert all(run["validation_cer_curve"] and run["validation_cer_curve"][-1][0] == run["updates"] for run in runs.values())
     # Both fine-tuning runs got the same budget, and the baseline shares the pretrained architecture.

@@ -246,3 +246,24 @@ def test_attention_weights_and_tuple_outputs():
     torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones_like(out.attentions[0].sum(-1)))
     as_tuple = model(_batch(), return_dict=False)
     torch.testing.assert_close(as_tuple[0], out.last_hidden_state)
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        (lambda: (torch.randn(16000), None), r"shape \(16000,\).*input_values\[None\]"),
+        (lambda: (torch.randn(2, 1, 16000), None), r"shape \(2, 1, 16000\).*squeeze\(1\)"),
+        (lambda: ((torch.randn(2, 16000) * 3000).to(torch.int16), None), "dtype torch.int16; pass float samples"),
+        (lambda: (torch.randn(2, 16000, dtype=torch.float64), None), "float64 and the model torch.float32"),
+        (lambda: (torch.randn(2, 100), None), "100 samples, fewer than one frame"),
+        (lambda: (torch.randn(2, 16000), torch.ones(2, 8000, dtype=torch.long)), r"attention_mask has shape \(2, 8000\)"),
+        (lambda: (torch.randn(2, 16000).numpy(), None), "pass a torch tensor"),
+    ],
+    ids=["1-D", "3-D", "int16", "float64", "too short", "mask length", "numpy"],
+)
+def test_bad_inputs_are_refused_at_the_models_entry(inputs, message):
+    # issue 15, item 8: a mask of another length masked every frame; the rest were raw torch errors
+    model = W2V2ForCTC(W2V2Config.tiny(vocab_size=8)).eval()
+    input_values, attention_mask = inputs()
+    with pytest.raises((ValueError, TypeError), match=message):
+        model(input_values, attention_mask=attention_mask)

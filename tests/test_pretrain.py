@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from pretrain_utils import make_audiofolder
@@ -58,6 +59,19 @@ def test_resume_is_exact(folder, tmp_path):
     assert (tmp_path / "split" / "pretraining_curves.png").exists()
     assert (tmp_path / "split" / "preprocessor_config.json").exists()
     assert "pretraining" in (tmp_path / "split" / "README.md").read_text()
+
+
+def test_resuming_a_finished_run_keeps_its_model(folder, tmp_path):
+    """The example reruns into its own folder: --resume of a run at max_updates changes nothing saved."""
+    out = tmp_path / "done"
+    train(parse_args(flags(folder, out, "--max_updates", 4)))
+    before = json.loads((out / "config.json").read_text()), load_file(out / "model.safetensors")
+    train(parse_args(flags(folder, out, "--max_updates", 4, "--resume")))
+    after = json.loads((out / "config.json").read_text()), load_file(out / "model.safetensors")
+    assert after[0]["gumbel_temperature"] == before[0]["gumbel_temperature"] < 2.0  # not the schedule's start
+    assert after[0] == before[0]
+    assert all(torch.equal(before[1][k], after[1][k]) for k in before[1])
+    assert [h["step"] for h in history(out)] == [1, 2, 3, 4]  # no update was run or logged again
 
 
 def test_reading_ahead_in_a_thread_trains_the_same_and_resumes_exactly(folder, tmp_path):
@@ -190,10 +204,65 @@ def test_bad_arguments_are_refused(folder, tmp_path):
         parse_args(flags(folder, tmp_path, "--recipe", "huge")[:-2] + ["--recipe", "huge"])
     with pytest.raises(ValueError, match="hub_model_id"):
         parse_args(flags(folder, tmp_path, "--push_to_hub"))
+    # every numeric flag is checked before anything runs (issue 15, item 5: these trained on nothing,
+    # saved an untrained model, or crashed with ZeroDivisionError after the first update)
+    for flag, value in (("--gradient_accumulation_steps", 0), ("--max_updates", 0), ("--save_steps", 0),
+                        ("--logging_steps", 0), ("--learning_rate", -1.0), ("--batch_seconds", 0.0), ("--max_minutes", 0.0)):
+        with pytest.raises(ValueError, match=f"{flag[2:]}={value} is out of range"):
+            parse_args(flags(folder, tmp_path, flag, value))
+    with pytest.raises(ValueError, match="min_sample_size=8000 exceeds max_sample_size=4000"):
+        parse_args(flags(folder, tmp_path, "--min_sample_size", 8000, "--max_sample_size", 4000))
+    with pytest.raises(ValueError, match="max_sample_size=100 is shorter than one frame"):
+        train(parse_args(flags(folder, tmp_path / "short", "--max_sample_size", 100, "--min_sample_size", 50)))
+    assert not (tmp_path / "short").exists()
+    # a folder holding a fine-tuning run (Trainer checkpoints, no completion marker): refused, untouched
+    finetuned = tmp_path / "finetuned"
+    (finetuned / "checkpoint-4").mkdir(parents=True)
+    (finetuned / "checkpoint-4" / "model.safetensors").write_bytes(b"weights")
+    (finetuned / "config.json").write_text("{}")
+    for extra in ((), ("--resume",)):
+        with pytest.raises(ValueError, match="holds checkpoint-4, which w2v2-pretrain did not write"):
+            train(parse_args(flags(folder, finetuned, *extra)))
+    assert (finetuned / "checkpoint-4" / "model.safetensors").read_bytes() == b"weights"
+    assert (finetuned / "config.json").read_text() == "{}"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not empty"):
+        train(parse_args(flags(folder, tmp_path / "other")))
     (tmp_path / "checkpoint-00000002").mkdir()
     (tmp_path / "checkpoint-00000002" / COMPLETE_MARKER).write_text("{}")
     with pytest.raises(ValueError, match="--resume"):
         train(parse_args(flags(folder, tmp_path)))
+
+
+@pytest.mark.parametrize("case", ["too_short", "undecodable"])
+def test_a_dataset_without_one_usable_clip_is_an_error_not_a_hang(tmp_path, case):
+    # issue 15, item 4: the run used to wait at 0 % for ever
+    audio = (make_audiofolder(tmp_path / "a", clips=4, seconds=(0.1, 0.2)) if case == "too_short"
+             else make_audiofolder(tmp_path / "a", clips=0, corrupt=3))  # fmt: skip
+    started = time.time()
+    with pytest.raises(ValueError, match="no usable clip in a whole epoch") as error:
+        train(parse_args(flags(audio, tmp_path / "out", "--max_updates", 2)))
+    assert ("4 shorter than min_sample_size=4000" if case == "too_short" else "3 undecodable") in str(error.value)
+    assert time.time() - started < 120
+
+
+def test_a_clip_with_nan_samples_is_skipped_counted_and_named(tmp_path, caplog):
+    # issue 15, item 7: every batch holding it was skipped as a non-finite gradient, the metrics turned NaN
+    import soundfile as sf
+
+    audio = make_audiofolder(tmp_path / "a", clips=6)
+    bad = np.full(24_000, 0.1, dtype=np.float32)
+    bad[5_000:5_010] = np.nan
+    sf.write(audio / "nan.wav", bad, 16_000, subtype="FLOAT")  # a float WAV keeps NaN
+    with open(audio / "metadata.csv", "a") as f:
+        f.write("nan.wav,1.5\n")
+    with caplog.at_level("WARNING"):
+        out = train(parse_args(flags(audio, tmp_path / "out", "--max_updates", 4)))
+    logged = history(out)
+    assert logged[-1]["corrupt_files"] >= 1 and all(math.isfinite(h["loss"]) for h in logged)  # once per epoch read
+    assert logged[-1]["skipped_updates"] == 0
+    assert "nan.wav: 10 of its samples are NaN or infinite" in caplog.text
 
 
 def test_config_file(folder, tmp_path):

@@ -107,6 +107,25 @@ def test_a_file_too_short_for_one_frame_is_empty_and_the_others_go_on(tiny_ctc, 
     assert "click.wav has 320 samples" in caplog.text
 
 
+def test_bad_files_are_listed_and_every_good_one_is_written(tiny_ctc, train_files, tmp_path):
+    # issue 15, item 6: one bad file ended the command, in JSON mode before any output was written
+    (tmp_path / "garbage.flac").write_bytes(b"fLaC" + bytes(range(256)) * 8)  # header unreadable
+    nan = np.full(16_000, 0.1, np.float32)
+    nan[100] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 16_000, subtype="FLOAT")
+    inputs = [str(train_files[0]), str(tmp_path / "garbage.flac"), str(train_files[1]), str(tmp_path / "nan.wav"), str(train_files[2])]
+    script = Path(sys.executable).parent / "w2v2-transcribe"
+    out = tmp_path / "out.json"
+    result = subprocess.run([str(script), "--model_name_or_path", tiny_ctc.output_dir, "--inputs", *inputs, "--output_format",
+                             "json", "--output_file", str(out), "--progress", "false"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 1  # not a success, yet nothing good is lost
+    written = json.loads(out.read_text())
+    assert [r["path"] for r in written] == inputs
+    assert [r.get("text") for r in written] == [UTTERANCES[0], None, UTTERANCES[1], None, UTTERANCES[2]]
+    assert "garbage.flac" in written[1]["error"] and "NaN" in written[3]["error"]
+    assert "2 of 5 files could not be transcribed" in result.stderr and "nan.wav" in result.stderr.splitlines()[-1]
+
+
 def test_console_script_exits_with_status_zero(tiny_ctc, train_files):
     script = Path(sys.executable).parent / "w2v2-transcribe"  # installed by pip with the package
     result = subprocess.run([str(script), "--model_name_or_path", tiny_ctc.output_dir, "--inputs", str(train_files[0]),

@@ -19,6 +19,9 @@ expected number of *masked frames* before overlap, so the paper's p = 0.065 with
 ``mask_prob = 0.65`` and covers about 1 - (1 - p)**M = 49% of frames.
 """
 
+import difflib
+import json
+from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers import Wav2Vec2Config
@@ -201,6 +204,30 @@ class W2V2Config(Wav2Vec2Config):
             )
         if self.vocab_size is not None and self.pad_token_id is not None and self.pad_token_id >= self.vocab_size:
             refuse("pad_token_id", f"is outside the vocabulary (vocab_size={self.vocab_size})", "the CTC blank must be a vocabulary id, usually 0")
+
+    # ------------------------------------------------------------------ overrides
+    @classmethod
+    def overrides_from_json(cls, text: str | None) -> dict[str, Any]:
+        """``--config_overrides``: a JSON object of config fields, each a field of this class.
+
+        An unknown name (a typo would otherwise be stored in config.json and ignored) is refused
+        with the closest field name.
+        """
+        if not text:
+            return {}
+        try:
+            overrides = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"config_overrides={text!r} is not JSON ({error}); write e.g. '{{\"hidden_size\": 128}}'.") from None
+        if not isinstance(overrides, dict):
+            raise ValueError(f"config_overrides={text!r} must be a JSON object of config fields, e.g. '{{\"layerdrop\": 0.0}}'.")
+        known = cls().to_dict()
+        for name in overrides:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "see W2V2Config's fields"
+                raise ValueError(f"config_overrides names {name!r}, which is not a W2V2Config field; {hint}")
+        return overrides
 
     # ------------------------------------------------------------------ schedule
     def gumbel_temperature_at(self, step: int) -> float:

@@ -63,6 +63,31 @@ class W2V2ForPreTrainingOutput(ModelOutput):
 _PRETRAINING_ONLY = [r"^quantizer\.", r"^project_hid\.", r"^project_q\."]
 
 
+def check_inputs(input_values, attention_mask, *, receptive_field: int, dtype: torch.dtype) -> None:
+    """Refuse inputs the model would misread or fail on with a raw torch error.
+
+    input_values: (B, S) floating waveform of at least one frame's receptive field;
+    attention_mask: (B, S) like it. ``dtype`` is the model's; float64 input into a float32
+    model is refused rather than cast silently.
+    """
+    if not isinstance(input_values, torch.Tensor):
+        raise TypeError(f"input_values is a {type(input_values).__name__}; pass a torch tensor (the processor's return_tensors='pt').")
+    if input_values.dim() != 2:
+        shape = tuple(input_values.shape)
+        fix = "add a batch dimension: input_values[None]" if input_values.dim() == 1 else "pass (batch, samples), e.g. input_values.squeeze(1) for (batch, 1, samples)"
+        raise ValueError(f"input_values has shape {shape}; the model takes (batch, samples): {fix}.")
+    if not input_values.is_floating_point():
+        raise ValueError(f"input_values has dtype {input_values.dtype}; pass float samples in [-1, 1] (the feature extractor converts integer PCM).")
+    if input_values.dtype == torch.float64 and dtype != torch.float64:
+        raise ValueError(f"input_values is float64 and the model {dtype}; pass input_values.to({dtype}).")
+    if input_values.shape[-1] < receptive_field:
+        raise ValueError(f"input_values has {input_values.shape[-1]} samples, fewer than one frame of the feature encoder "
+                         f"({receptive_field}); pad or drop such short audio.")  # fmt: skip
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_values.shape):
+        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)} but input_values {tuple(input_values.shape)}; "
+                         "they must match (1 on real samples, 0 on padding).")  # fmt: skip
+
+
 class W2V2PreTrainedModel(PreTrainedModel):
     config_class = W2V2Config
     config: W2V2Config
@@ -204,6 +229,7 @@ class W2V2Model(W2V2PreTrainedModel):
         mask_time_indices: (B, T) bool frames to replace by the mask embedding;
         compute_feature_penalty: also return mean(z**2) (the pretraining head asks for it)."""
         cfg = self.config
+        check_inputs(input_values, attention_mask, receptive_field=cfg.receptive_field, dtype=self.dtype)
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
 

@@ -91,7 +91,7 @@ def decode_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     """Decode one undecoded audio cell (``{"path", "bytes"}``) to float32 mono at ``sampling_rate``.
 
     Tries soundfile first, then torchcodec (mp3, m4a...). Raises ``RuntimeError`` when neither
-    can read it; :class:`AudioBatches` counts and skips those.
+    can read it, or when it holds NaN or infinite samples; :class:`AudioBatches` counts and skips those.
     """
     import soundfile as sf
 
@@ -108,6 +108,8 @@ def decode_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
             audio, sr = samples.data.mean(0).numpy().astype(np.float32), samples.sample_rate
         except Exception as tc_error:  # noqa: BLE001
             raise RuntimeError(f"cannot decode {path or '<bytes>'}: {sf_error}; {tc_error}") from tc_error
+    if not np.isfinite(audio).all():  # a float WAV can hold them; one such clip would turn every loss NaN
+        raise RuntimeError(f"cannot use {path or '<bytes>'}: {int((~np.isfinite(audio)).sum())} of its samples are NaN or infinite")
     if sr != sampling_rate:
         import soxr
 
@@ -287,11 +289,24 @@ class AudioBatches:
         logger.warning("skipping corrupt audio (%d so far): %s", self.corrupt, error)
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[AudioBatch | None]:
-        """Batches of ``epoch`` after the first ``skip``; None for a batch whose clips all failed."""
+        """Batches of ``epoch`` after the first ``skip``; None for a batch whose clips all failed.
+
+        A whole epoch without one usable clip is an error that says what was skipped (a
+        trainer reading epoch after epoch would otherwise wait for ever).
+        """
+        usable = False
         for b, members in enumerate(self._planned(epoch)):
             if b < skip:
                 continue
-            yield self._materialize(members, epoch, b)
+            batch = self._materialize(members, epoch, b)
+            usable = usable or batch is not None
+            yield batch
+        if not usable and skip == 0:
+            raise ValueError(
+                f"no usable clip in a whole epoch of the dataset: {self.too_short} shorter than min_sample_size="
+                f"{self.min_sample_size} samples ({self.min_sample_size / self.sampling_rate:.2f} s), {self.corrupt} "
+                "undecodable; lower --min_sample_size or check the dataset's audio files."
+            )
 
     def _materialize(self, members, epoch: int, b: int) -> AudioBatch | None:
         # Crop targets and offsets are drawn for the whole global batch, so they do not

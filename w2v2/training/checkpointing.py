@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["COMPLETE_MARKER", "complete_checkpoints", "latest_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
+__all__ = ["COMPLETE_MARKER", "complete_checkpoints", "foreign_checkpoints", "latest_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
 
 COMPLETE_MARKER = "checkpoint_complete.json"
 STATE_FILE = "trainer_state.json"
@@ -61,11 +61,20 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
+def foreign_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """``checkpoint-*`` folders without the completion marker: never ours (the marker is written
+    before the rename), e.g. transformers Trainer's. They are left alone."""
+    root = Path(output_dir)
+    return sorted(p for p in root.iterdir() if p.name.startswith(_PREFIX) and not (p / COMPLETE_MARKER).is_file()) if root.is_dir() else []
+
+
 def remove_incomplete(output_dir: str | os.PathLike) -> list[Path]:
-    """Delete the temporary directories left by interrupted saves (call on the main process)."""
+    """Delete the temporary directories left by interrupted saves (call on the main process).
+
+    Only ``.tmp-checkpoint-*`` folders, which only :func:`save_checkpoint` writes.
+    """
     root = Path(output_dir)
     stale = [p for p in root.iterdir() if p.name.startswith(_TMP)] if root.is_dir() else []
-    stale += [p for p in root.iterdir() if p.name.startswith(_PREFIX) and not (p / COMPLETE_MARKER).is_file()] if root.is_dir() else []
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return stale

@@ -9,13 +9,16 @@ with -100, which the CTC loss ignores.
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from .audio_data import decode_audio
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DataCollatorCTCWithPadding", "normalize_transcript", "DEFAULT_CHARS_TO_IGNORE"]
 
@@ -51,6 +54,10 @@ class DataCollatorCTCWithPadding:
     Returns a dict of tensors: ``input_values`` (batch, samples) float32, ``attention_mask``
     (batch, samples) when the feature extractor returns one, ``labels`` (batch, label_len)
     int64 padded with -100.
+
+    An undecodable, missing or NaN audio file is left out of its batch with a warning that
+    names it; ``skipped`` lists every file left out so far. A batch with no usable file left
+    is an error.
     """
 
     processor: Any
@@ -58,6 +65,7 @@ class DataCollatorCTCWithPadding:
     text_column: str | None = "transcription"
     chars_to_ignore: str = DEFAULT_CHARS_TO_IGNORE
     pad_to_multiple_of: int | None = None
+    skipped: list[str] = field(default_factory=list)
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         for column in (self.audio_column, self.text_column):
@@ -67,7 +75,17 @@ class DataCollatorCTCWithPadding:
                     "text_column, and remove_unused_columns=False so that the Trainer keeps raw columns."
                 )
         rate = self.processor.feature_extractor.sampling_rate
-        audio = [_decoded(example[self.audio_column], rate) for example in examples]
+        audio, kept = [], []
+        for example in examples:
+            try:
+                audio.append(_decoded(example[self.audio_column], rate))
+                kept.append(example)
+            except RuntimeError as error:  # one bad file must not end a long run
+                self.skipped.append(str(error))
+                logger.warning("leaving out of the batch (%d so far): %s", len(self.skipped), error)
+        if not kept:
+            raise RuntimeError(f"no usable audio in a batch of {len(examples)}: {'; '.join(self.skipped[-len(examples):])}")
+        examples = kept
         texts = None
         if self.text_column is not None:
             texts = [normalize_transcript(example[self.text_column], self.chars_to_ignore) for example in examples]

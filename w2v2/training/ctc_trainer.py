@@ -72,11 +72,23 @@ class CTCTrainingArguments(TrainingArguments):
                           "w2v2.training.speed); an explicit --bf16 or --fp16 wins. (TrainingArguments keeps "
                           "mixed_precision for Accelerate's own use.)"},
     )
+    encoder_lr_scale: float = field(
+        default=1.0,
+        metadata={"help": "Learning rate of every parameter outside the CTC head (lm_head), as a fraction of "
+                          "learning_rate: below 1 the pretrained layers move more slowly than the new head."},
+    )
     freeze_finetune_updates: int | None = field(
         default=None,
         metadata={"help": "Updates that train only the CTC head. Default: 10/13 of max_steps when fine-tuning a "
                           "pretrained model (fairseq base_10m: 10000 of 13000), 0 with --from_scratch."},
     )
+
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.encoder_lr_scale <= 0:
+            raise ValueError(f"encoder_lr_scale={self.encoder_lr_scale} must be positive; use freeze_finetune_updates "
+                             "to hold the encoder still.")  # fmt: skip
 
 
 def greedy_ids(logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -109,6 +121,7 @@ class CTCTrainer(Trainer):
 
     - ``tri_stage_schedule``: the scheduler is :func:`get_tri_stage_schedule` over the run.
     - ``freeze_finetune_updates`` > 0: adds :class:`FreezeEncoderCallback`.
+    - ``encoder_lr_scale`` != 1: parameters outside ``lm_head`` get ``encoder_lr_scale * learning_rate``.
     With plain ``TrainingArguments`` it behaves like ``Trainer``.
     """
 
@@ -117,6 +130,25 @@ class CTCTrainer(Trainer):
         freeze = getattr(self.args, "freeze_finetune_updates", None) or 0
         if freeze > 0:
             self.add_callback(FreezeEncoderCallback(freeze))
+
+    def create_optimizer(self, model=None):
+        scale = getattr(self.args, "encoder_lr_scale", 1.0)
+        if self.optimizer is not None or scale == 1.0:
+            return super().create_optimizer(model)
+        optimizer = super().create_optimizer(model)
+        # Split each of Trainer's groups (weight decay or not) into the head and the rest; the
+        # scheduler, built next, scales every group's own lr.
+        names = {id(p): n for n, p in (self.model if model is None else model).named_parameters()}
+        groups = []
+        for group in optimizer.param_groups:
+            for is_head in (True, False):
+                params = [p for p in group["params"] if names.get(id(p), "").startswith("lm_head") == is_head]
+                if params:
+                    groups.append({**group, "params": params, "lr": group["lr"] * (1.0 if is_head else scale)})
+        optimizer.param_groups.clear()
+        for group in groups:
+            optimizer.add_param_group(group)
+        return optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if not getattr(self.args, "tri_stage_schedule", False):

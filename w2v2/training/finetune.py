@@ -173,7 +173,7 @@ def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W
     overrides: dict[str, Any] = {name: getattr(model_args, name) for name in (
         "mask_time_prob", "mask_time_length", "mask_feature_prob", "layerdrop", "activation_dropout", "hidden_dropout",
         "attention_dropout", "feat_proj_dropout", "final_dropout", "ctc_loss_reduction", "ctc_zero_infinity")}  # fmt: skip
-    overrides.update(_json_overrides(model_args.config_overrides))
+    overrides.update(W2V2Config.overrides_from_json(model_args.config_overrides))
     overrides.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     if model_args.from_scratch:
         if model_args.config_name in ("tiny", "base"):
@@ -219,18 +219,6 @@ def _restart_head_of_another_vocabulary(model: W2V2ForCTC, source: str, tokenize
     torch.nn.init.zeros_(model.lm_head.bias)
 
 
-def _json_overrides(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        overrides = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"config_overrides={text!r} is not JSON ({error}); write e.g. '{{\"hidden_size\": 128}}'.") from None
-    if not isinstance(overrides, dict):
-        raise ValueError(f"config_overrides={text!r} must be a JSON object of config fields, e.g. '{{\"layerdrop\": 0.0}}'.")
-    return overrides
-
-
 def _channel_span(model_args: ModelArguments, hidden_size: int) -> int:
     if model_args.mask_feature_length is not None:
         if model_args.mask_feature_prob > 0 and model_args.mask_feature_length > hidden_size:
@@ -266,6 +254,7 @@ def finetune_ctc(
         raise ValueError("--streaming needs --max_steps > 0: a streamed dataset has no length to count epochs by.")
     set_seed(training_args.seed)
     output_dir = Path(training_args.output_dir)
+    resume = _checkpoint_to_resume(output_dir, training_args.resume_from_checkpoint)
 
     # 1. data and vocabulary
     train = load_ctc_split(data_args, data_args.train_split, max_samples=data_args.max_train_samples,
@@ -308,7 +297,7 @@ def finetune_ctc(
         compute_metrics=make_compute_metrics(processor.tokenizer),
         preprocess_logits_for_metrics=greedy_ids,
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(output_dir))
     metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
 
@@ -325,6 +314,31 @@ def finetune_ctc(
         push_to_hub(output_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token,
                     revision=training_args.hub_revision)  # fmt: skip
     return FinetuneResult(output_dir=str(output_dir), metrics=metrics, trainer=trainer)
+
+
+def _checkpoint_to_resume(output_dir: Path, resume: str | None) -> str | None:
+    """The checkpoint folder to resume from, or None for a fresh run; refuses to train over an earlier run.
+
+    ``resume`` is ``--resume_from_checkpoint``: a checkpoint folder, or ``last`` (also ``true``)
+    for the newest ``checkpoint-*`` in ``output_dir``.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume and resume.lower() in ("last", "true"):
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise ValueError(f"resume_from_checkpoint={resume!r} but output_dir={str(output_dir)!r} holds no checkpoint-* "
+                             "folder; drop the flag to start afresh.")  # fmt: skip
+        return last
+    if resume:
+        if not Path(resume).is_dir():
+            raise ValueError(f"resume_from_checkpoint={resume!r} is not a folder; pass a checkpoint-* folder or 'last'.")
+        return resume
+    earlier = sorted(output_dir.glob("checkpoint-*")) + [p for p in (output_dir / "all_results.json",) if p.exists()]
+    if earlier:
+        raise ValueError(f"output_dir={str(output_dir)!r} holds an earlier fine-tuning run ({earlier[-1].name}); pass "
+                         "--resume_from_checkpoint last to continue it, or choose another output_dir.")  # fmt: skip
+    return None
 
 
 def _write_card(output_dir: Path, model_args, data_args, training_args, metrics: dict[str, float]) -> None:

@@ -38,6 +38,16 @@ __all__ = ["PretrainArguments", "main", "parse_args", "train"]
 logger = logging.getLogger("w2v2.pretrain")
 
 
+# (flag, bound, strict): every numeric flag is checked before anything runs.
+_NUMERIC_BOUNDS = (
+    ("learning_rate", 0, True), ("warmup_updates", 0, False), ("max_updates", 1, False), ("batch_seconds", 0, True),
+    ("max_batch_size", 1, False), ("max_sample_size", 1, False), ("min_sample_size", 1, False),
+    ("gradient_accumulation_steps", 1, False), ("max_grad_norm", 0, False), ("max_minutes", 0, True),
+    ("stop_after_updates", 1, False), ("logging_steps", 1, False), ("save_steps", 1, False),
+    ("save_total_limit", 0, False), ("health_patience", 1, False),
+)  # fmt: skip
+
+
 @dataclass
 class PretrainArguments:
     """Arguments of ``w2v2-pretrain``; a field left at None takes the value of ``--recipe``."""
@@ -104,6 +114,13 @@ class PretrainArguments:
             raise ValueError(f"mixed_precision={self.mixed_precision!r} is not supported; use one of {', '.join(MIXED_PRECISION_CHOICES)}.")
         if self.prefetch_batches is not None and self.prefetch_batches < 0:
             raise ValueError(f"prefetch_batches={self.prefetch_batches} must be >= 0 (0 reads each batch when it is needed).")
+        for name, low, strict in _NUMERIC_BOUNDS:
+            value = getattr(self, name)
+            if value is not None and (value <= low if strict else value < low):
+                raise ValueError(f"{name}={value} is out of range: it must be {'>' if strict else '>='} {low}.")
+        if self.min_sample_size > self.max_sample_size:
+            raise ValueError(f"min_sample_size={self.min_sample_size} exceeds max_sample_size={self.max_sample_size}; "
+                             "lower the first or raise the second.")  # fmt: skip
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("push_to_hub needs hub_model_id (e.g. --hub_model_id user/w2v2-small) to be specified.")
 
@@ -224,10 +241,10 @@ def train(args: PretrainArguments) -> Path:
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
-    from w2v2 import W2V2FeatureExtractor, W2V2ForPreTraining
+    from w2v2 import W2V2Config, W2V2FeatureExtractor, W2V2ForPreTraining
 
     from .audio_data import AudioBatches, load_audio_dataset
-    from .checkpointing import latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
+    from .checkpointing import foreign_checkpoints, latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
     from .health import HealthMonitor
     from .plotting import plot_curves
     from .recipes import recipe_config
@@ -246,7 +263,7 @@ def train(args: PretrainArguments) -> Path:
     set_seed(args.seed)
 
     # 1. model
-    overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+    overrides = W2V2Config.overrides_from_json(args.config_overrides)
     if args.model_name_or_path:
         model = W2V2ForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
     else:
@@ -254,6 +271,9 @@ def train(args: PretrainArguments) -> Path:
     if args.gradient_checkpointing:  # renamed activation_checkpointing_enable in transformers 5.x
         getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
     cfg = model.config
+    if args.max_sample_size < cfg.receptive_field:
+        raise ValueError(f"max_sample_size={args.max_sample_size} is shorter than one frame of this model's feature "
+                         f"encoder ({cfg.receptive_field} samples); raise it (crops of a few seconds are usual).")  # fmt: skip
 
     # 2. data: budgeted, bucketed, deterministic in (seed, epoch)
     dataset = load_audio_dataset(args.dataset, split=args.split, config_name=args.dataset_config,
@@ -280,6 +300,12 @@ def train(args: PretrainArguments) -> Path:
     if not args.resume and latest_checkpoint(out) is not None:
         raise ValueError(f"output_dir={str(out)!r} holds checkpoints of an earlier run; pass --resume to continue "
                          "it, or choose another output_dir.")
+    if foreign_checkpoints(out):  # a trainer deletes or overwrites only what it wrote itself
+        raise ValueError(f"output_dir={str(out)!r} holds {foreign_checkpoints(out)[0].name}, which w2v2-pretrain did not write "
+                         "(a fine-tuning run's?); choose another output_dir.")  # fmt: skip
+    if not args.resume and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"output_dir={str(out)!r} is not empty (it holds {sorted(p.name for p in out.iterdir())[:3]}); "
+                         "choose a new or empty folder, or pass --resume to continue a pretraining run there.")  # fmt: skip
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         remove_incomplete(out)
@@ -287,6 +313,8 @@ def train(args: PretrainArguments) -> Path:
     checkpoint = latest_checkpoint(out) if args.resume else None
     if checkpoint is not None:
         state.update(load_checkpoint(accelerator, checkpoint))
+        # the checkpoint's tau: a run resumed at max_updates runs no update that would set it
+        unwrapped.set_gumbel_temperature(state.pop("temperature", unwrapped.config.gumbel_temperature))
         logger.info("resumed from %s (update %d)", checkpoint, state["step"])
     elif args.resume:
         logger.info("no complete checkpoint in %s: starting from scratch", out)

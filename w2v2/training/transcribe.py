@@ -43,6 +43,7 @@ from transformers import HfArgumentParser
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2Processor, receptive_field
 from .audio_data import decode_audio
+from .language_model import NgramCTCDecoder
 from .speed import choose_mixed_precision, compile_model, default_transcription_batch_size
 
 __all__ = ["TranscribeArguments", "Transcriber", "build_lm_decoder", "list_audio_files", "main"]
@@ -169,6 +170,8 @@ class Transcriber:
             stream = soxr.ResampleStream(handle.samplerate, self.rate, 1, dtype="float32") if handle.samplerate != self.rate else None
             for block in handle.blocks(blocksize=int(BLOCK_SECONDS * handle.samplerate), dtype="float32", always_2d=True):
                 mono = block.mean(axis=1)
+                if not np.isfinite(mono).all():
+                    raise RuntimeError(f"cannot use {path}: it holds NaN or infinite samples")
                 yield stream.resample_chunk(mono) if stream else mono
             if stream:
                 yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
@@ -214,6 +217,9 @@ class Transcriber:
     def transcribe(self, paths: list[str | Path], *, word_timestamps: bool = False, progress: bool = False) -> Iterator[dict]:
         """Yield ``{"path", "text", "duration"[, "words"]}`` per file, in order, as soon as it is done.
 
+        A file that cannot be read (undecodable, missing, NaN samples) yields ``{"path", "error",
+        "duration"}`` instead, with a warning, and the others go on.
+
         ``words`` are ``{"word", "start", "end"}`` in seconds from the start of the file.
         Windows of several files share a batch; without an attention mask (group-norm models,
         whose outputs change with padding) only windows of equal length do.
@@ -234,19 +240,29 @@ class Transcriber:
                 bar.update(round(len(frames) * self.ratio / self.rate, 2))
             batch.clear()
 
+        failed: dict[int, str] = {}
         for index, path in enumerate(paths):
-            for window in self._windows(index, path):
-                if batch and not can_pad and len(window.samples) != len(batch[0].samples):
-                    run()
-                batch.append(window)
-                pending[index] += 1
-                if len(batch) == self.batch_size:
-                    run()
+            try:
+                for window in self._windows(index, path):
+                    if batch and not can_pad and len(window.samples) != len(batch[0].samples):
+                        run()
+                    batch.append(window)
+                    pending[index] += 1
+                    if len(batch) == self.batch_size:
+                        run()
+            except (RuntimeError, OSError) as error:  # undecodable, missing, NaN: skip this file, keep the rest
+                batch[:] = [w for w in batch if w.file != index]
+                pending[index], failed[index] = 0, str(error)
+                parts.pop(index, None)
+                logger.warning("skipping %s: %s", path, error)
             read = index + 1
             if index == len(paths) - 1 and batch:
                 run()
             while done < read and pending[done] == 0:
-                yield self._result(paths[done], durations[done], parts.pop(done, []), word_timestamps)
+                if done in failed:
+                    yield {"path": str(paths[done]), "error": failed.pop(done), "duration": round(durations[done], 3)}
+                else:
+                    yield self._result(paths[done], durations[done], parts.pop(done, []), word_timestamps)
                 done += 1
         bar.update(max(0.0, bar.total - bar.n))  # kept frames stop short of the last receptive field
         bar.close()
@@ -276,34 +292,16 @@ def _seconds(path: Path) -> float:
     except (sf.LibsndfileError, RuntimeError):
         from torchcodec.decoders import AudioDecoder
 
-        return float(AudioDecoder(str(path)).metadata.duration_seconds)
+        try:
+            return float(AudioDecoder(str(path)).metadata.duration_seconds)
+        except Exception:  # noqa: BLE001  (unreadable: transcribe() reports the file when it reads it)
+            return 0.0
 
 
 def build_lm_decoder(tokenizer, lm_path: str, *, alpha: float = 0.5, beta: float = 1.0, beam_width: int = 32):
-    """Beam search with an n-gram LM (pyctcdecode + kenlm): ``log_probs (T, V) -> (text, [(word, start, end)])``.
-
-    The decoder's alphabet is the tokenizer's vocabulary in id order: the blank (``<pad>``)
-    becomes ``""``, the word delimiter ``" "`` and ``<unk>`` ``"⁇"``; the LM's words must be
-    written in the same case as the vocabulary.
-    """
-    try:
-        from pyctcdecode import build_ctcdecoder
-    except ImportError as error:
-        raise ValueError("--lm needs pyctcdecode and kenlm: pip install 'w2v2[lm]' (or drop --lm for greedy decoding).") from error
-    if not Path(lm_path).is_file():
-        raise ValueError(f"lm={lm_path!r} is not a file; pass an ARPA or kenlm binary n-gram model.")
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    special = {tokenizer.pad_token: "", tokenizer.word_delimiter_token: " ", tokenizer.unk_token: "⁇"}
-    labels = [special.get(token, token) for token, _ in vocab]
-    decoder = build_ctcdecoder(labels, kenlm_model_path=str(lm_path), alpha=alpha, beta=beta)
-
-    def decode(log_probs: np.ndarray) -> tuple[str, list[tuple[str, int, int]]]:
-        if not len(log_probs):
-            return "", []
-        text, _, word_frames, _, _ = decoder.decode_beams(log_probs, beam_width=beam_width)[0]
-        return text, [(word, start, end) for word, (start, end) in word_frames]
-
-    return decode
+    """Beam search with an n-gram LM: ``log_probs (T, V) -> (text, [(word, start, end)])``
+    (:class:`w2v2.training.language_model.NgramCTCDecoder`)."""
+    return NgramCTCDecoder(tokenizer, lm_path, alpha=alpha, beta=beta, beam_width=beam_width)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -325,6 +323,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     try:
         for result in transcriber.transcribe(files, word_timestamps=args.word_timestamps, progress=args.progress):
             results.append(result)
+            if "error" in result:
+                print(f"error: {result['error']}", file=sys.stderr)
+                continue
             if args.output_format == "text":
                 out.write(result["text"] + "\n" if len(files) == 1 else f"{result['path']}\t{result['text']}\n")
                 for word in result.get("words", []):
@@ -336,12 +337,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     finally:
         if out is not sys.stdout:
             out.close()
+    failures = [r["path"] for r in results if "error" in r]
+    if failures:
+        print(f"{len(failures)} of {len(results)} files could not be transcribed (the others were): {', '.join(failures)}", file=sys.stderr)
     return results
 
 
 def cli() -> None:
-    """``w2v2-transcribe`` (a console script must return None: ``sys.exit`` prints anything else and exits 1)."""
-    main()
+    """``w2v2-transcribe`` (a console script must return None: ``sys.exit`` prints anything else and exits 1).
+
+    Exit status 1 when some file could not be transcribed (after writing every other one).
+    """
+    if any("error" in r for r in main()):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
