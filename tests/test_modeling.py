@@ -169,6 +169,13 @@ def test_gumbel_temperature_schedule():
         ("codevector_dim", 15),
         ("add_adapter", True),
         ("pad_token_id", 12),
+        # issue 15, item 10: these were accepted and failed later inside torch
+        ("conv_stride", (5, 2, 2, 2, 2, 2, 0)),
+        ("conv_dim", (32, 32)),
+        ("num_conv_pos_embedding_groups", 3),
+        ("hidden_act", "swishh"),
+        ("feat_extract_activation", "rleu"),
+        ("num_codevectors_per_group", 0),
     ],
 )
 def test_bad_configuration_values_are_refused_by_name(field, value):

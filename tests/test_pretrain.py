@@ -74,6 +74,27 @@ def test_resuming_a_finished_run_keeps_its_model(folder, tmp_path):
     assert [h["step"] for h in history(out)] == [1, 2, 3, 4]  # no update was run or logged again
 
 
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(folder, tmp_path, caplog):
+    # issue 15, item 12: a truncated file crashed the resume, zeroed weights loaded silently
+    train(parse_args(flags(folder, tmp_path / "full", "--max_updates", 6)))
+    out = tmp_path / "damaged"
+    train(parse_args(flags(folder, out, "--max_updates", 6, "--stop_after_updates", 4)))
+    weights = out / "checkpoint-00000004" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4096:] = bytes(4096)  # zeroed, same size: only the checksum can tell
+    weights.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        train(parse_args(flags(folder, out, "--max_updates", 6, "--resume")))
+    assert "not resuming from" in caplog.text and "model.safetensors changed since it was saved" in caplog.text
+    full, resumed = load_file(tmp_path / "full" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert max((full[k] - resumed[k]).abs().max().item() for k in full) <= 1e-6  # resumed exactly from update 2
+    # nothing left to fall back to: an error, not a silent fresh start over the run
+    for checkpoint in out.glob("checkpoint-*"):
+        (checkpoint / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="every checkpoint in output_dir=.* fails its checksums"):
+        train(parse_args(flags(folder, out, "--max_updates", 8, "--resume")))
+
+
 def test_reading_ahead_in_a_thread_trains_the_same_and_resumes_exactly(folder, tmp_path):
     # The reader thread runs ahead of the loop; position and corrupt count must still be those
     # of the batches used, so a run stopped and resumed with it equals one without it.
@@ -225,6 +246,10 @@ def test_bad_arguments_are_refused(folder, tmp_path):
             train(parse_args(flags(folder, finetuned, *extra)))
     assert (finetuned / "checkpoint-4" / "model.safetensors").read_bytes() == b"weights"
     assert (finetuned / "config.json").read_text() == "{}"
+    from w2v2.training.checkpointing import run_lock
+
+    with run_lock(tmp_path / "busy", "w2v2-finetune"), pytest.raises(ValueError, match="is in use by w2v2-finetune"):
+        train(parse_args(flags(folder, tmp_path / "busy")))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="is not empty"):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -152,3 +153,27 @@ def test_plot_curves_draws_several_runs_on_shared_panels(tmp_path):
     assert both.read_bytes()[:4] == b"\x89PNG" and both.read_bytes() != one.read_bytes()
     with pytest.raises(ValueError, match="none of the panels"):
         plot_curves({"a": pretrained, "b": scratch}, tmp_path / "none.png", panels=["wer"])
+
+
+def test_run_lock_refuses_a_second_run_and_names_the_holder(tmp_path, caplog):
+    # issue 15, item 3: two runs into one folder both "succeeded", overwriting each other
+    import subprocess
+    import sys
+
+    from w2v2.training.checkpointing import LOCK_FILE, run_lock
+
+    out = tmp_path / "run"
+    with run_lock(out, "w2v2-pretrain"):
+        holder = json.loads((out / LOCK_FILE).read_text())
+        assert holder["pid"] == os.getpid() and holder["what"] == "w2v2-pretrain"
+        with pytest.raises(ValueError, match=rf"in use by w2v2-pretrain \(pid {os.getpid()} on "):
+            with run_lock(out, "w2v2-finetune"):
+                pass
+    assert not out.exists()  # released, and the folder it made (still empty) is gone
+    # a lock left by a process that died is taken over, with a warning
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out.mkdir()
+    (out / LOCK_FILE).write_text(json.dumps({"what": "w2v2-finetune", "pid": int(dead.stdout), "host": __import__("socket").gethostname()}))
+    with caplog.at_level("WARNING"), run_lock(out, "w2v2-pretrain"):
+        assert json.loads((out / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert "no longer runs" in caplog.text and out.is_dir() and not (out / LOCK_FILE).exists()

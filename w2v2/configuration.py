@@ -157,6 +157,23 @@ class W2V2Config(Wav2Vec2Config):
                 f"is not divisible by num_codevector_groups={self.num_codevector_groups}",
                 "each of the G groups gets codevector_dim / G dimensions, so make it a multiple of G",
             )
+        if not len(self.conv_dim) == len(self.conv_kernel) == len(self.conv_stride) >= 1:
+            refuse("conv_dim", f"has {len(self.conv_dim)} layers, conv_kernel {len(self.conv_kernel)} and conv_stride "
+                   f"{len(self.conv_stride)}", "give one entry per conv layer in all three")  # fmt: skip
+        for field in ("conv_dim", "conv_kernel", "conv_stride"):
+            if min(getattr(self, field)) < 1:
+                refuse(field, "has an entry below 1", "every channel count, kernel and stride must be a positive integer")
+        if self.hidden_size % self.num_conv_pos_embedding_groups != 0:
+            refuse("num_conv_pos_embedding_groups", f"does not divide hidden_size={self.hidden_size}",
+                   "the positional convolution is grouped over the hidden channels: choose a divisor")  # fmt: skip
+        from transformers.activations import ACT2FN
+
+        for field in ("hidden_act", "feat_extract_activation"):
+            if isinstance(getattr(self, field), str) and getattr(self, field) not in ACT2FN:
+                refuse(field, "is not a known activation", f"use one of {', '.join(sorted(ACT2FN)[:8])}, ... (transformers' ACT2FN)")
+        for field in ("num_codevector_groups", "num_codevectors_per_group", "num_hidden_layers", "num_attention_heads"):
+            if getattr(self, field) < 1:
+                refuse(field, "must be at least 1", "use a positive integer")
         for field in (
             "hidden_dropout",
             "activation_dropout",

@@ -27,7 +27,7 @@ LICENSE = "apache-2.0"
 # Trainer by-products that never belong in a published model repo.
 IGNORE_PATTERNS = [
     "checkpoint-*", "checkpoint-*/**", "runs/**", "*.pt", "*.pth", "training_args.bin",
-    "trainer_state.json", ".cache/**",
+    "trainer_state.json", ".cache/**", ".w2v2-run.lock",  # the last: training.checkpointing.LOCK_FILE
 ]  # fmt: skip
 
 

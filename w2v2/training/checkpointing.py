@@ -2,23 +2,34 @@
 
 A checkpoint is written by ``accelerator.save_state`` into ``<output_dir>/.tmp-checkpoint-<step>``;
 the main process then adds ``trainer_state.json`` (step, data position, temperature, counters),
-flushes every file to disk, writes the completion marker last and renames the directory to
+flushes every file to disk, writes the completion marker last (with the size and SHA-256 of
+every file) and renames the directory to
 ``<output_dir>/checkpoint-<step>`` (the Trainer's naming, which Hub uploads leave out). A rename is atomic, so a crash at any moment (SIGKILL, power)
 leaves either the previous checkpoints or the new, complete one; :func:`latest_checkpoint`
-trusts only directories with the marker. The oldest complete checkpoints beyond ``keep_last``
-are deleted after the rename.
+trusts only directories with the marker, and :func:`latest_verified_checkpoint` only those whose
+files still match it (a truncated or overwritten file makes it fall back to the one before).
+The oldest complete checkpoints beyond ``keep_last`` are deleted after the rename.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["COMPLETE_MARKER", "complete_checkpoints", "foreign_checkpoints", "latest_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["LOCK_FILE", "run_lock", "COMPLETE_MARKER", "complete_checkpoints", "foreign_checkpoints", "latest_checkpoint", "latest_verified_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
 
 COMPLETE_MARKER = "checkpoint_complete.json"
+LOCK_FILE = ".w2v2-run.lock"  # who is writing into a run folder (never uploaded: w2v2.hub)
 STATE_FILE = "trainer_state.json"
 _PREFIX, _TMP = "checkpoint-", ".tmp-checkpoint-"
 
@@ -61,6 +72,47 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _manifest(directory: Path) -> dict[str, list]:
+    """{relative path: [size, sha256]} of every file under ``directory``."""
+    return {str(p.relative_to(directory)): [p.stat().st_size, _digest(p)] for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
+    """Why a complete checkpoint's files no longer match its marker (missing, resized, changed), or None.
+
+    Markers written before checksums were recorded have no manifest and pass.
+    """
+    checkpoint = Path(checkpoint)
+    expected = json.loads((checkpoint / COMPLETE_MARKER).read_text()).get("files")
+    for name, (size, digest) in (expected or {}).items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} when saved"
+        if _digest(path) != digest:
+            return f"{name} changed since it was saved (SHA-256 differs)"
+    return None
+
+
+def latest_verified_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint whose files match its marker; newer damaged ones are skipped with a warning."""
+    for checkpoint in reversed(complete_checkpoints(output_dir)):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        logger.warning("not resuming from %s: %s; trying the checkpoint before it", checkpoint, problem)
+    return None
+
+
 def foreign_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     """``checkpoint-*`` folders without the completion marker: never ours (the marker is written
     before the rename), e.g. transformers Trainer's. They are left alone."""
@@ -97,7 +149,7 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
     if accelerator.is_main_process:
         _write_json(tmp / STATE_FILE, {"step": step, **state})
         _fsync_tree(tmp)
-        _write_json(tmp / COMPLETE_MARKER, {"step": step})
+        _write_json(tmp / COMPLETE_MARKER, {"step": step, "files": _manifest(tmp)})
         _fsync_dir(tmp)
         if final.exists():  # the same update saved before a crash: replace it
             shutil.rmtree(final)
@@ -117,3 +169,59 @@ def load_checkpoint(accelerator, checkpoint: str | os.PathLike) -> dict:
         raise ValueError(f"{checkpoint} has no {COMPLETE_MARKER}: it is incomplete; resume from latest_checkpoint().")
     accelerator.load_state(str(checkpoint))
     return json.loads((checkpoint / STATE_FILE).read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(output_dir: str | os.PathLike, what: str, *, enabled: bool = True) -> Iterator[None]:
+    """Hold ``<output_dir>/.w2v2-run.lock`` while ``what`` (e.g. "w2v2-pretrain") writes there.
+
+    A second run into the same folder is refused with who holds it (pid, host, since when). A
+    lock left by a process that no longer runs on this host is taken over with a warning. The
+    folder is created if needed, and removed again if it is still empty when the run ends
+    (a run refused before writing anything leaves no trace). ``enabled`` False (processes other
+    than the main one) does nothing.
+    """
+    if not enabled:
+        yield
+        return
+    root = Path(output_dir)
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    path, host = root / LOCK_FILE, socket.gethostname()
+    me = {"what": what, "pid": os.getpid(), "host": host, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+            except (OSError, ValueError):  # being written this instant, or garbage
+                holder = {}
+            if holder.get("host") == host and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
+                logger.warning("taking over %s: its %s (pid %d) no longer runs", path, holder.get("what"), holder["pid"])
+                path.unlink(missing_ok=True)
+                continue
+            raise ValueError(
+                f"output_dir={str(root)!r} is in use by {holder.get('what', 'another run')} (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}, since {holder.get('since', '?')}); wait for it to end or choose another "
+                f"output_dir (delete {path} only if that run is gone)."
+            ) from None
+    with os.fdopen(fd, "w") as handle:
+        json.dump(me, handle)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        if created and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()

@@ -34,6 +34,7 @@ from ..configuration import W2V2Config
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2Processor
 from .audio_data import header_seconds, load_audio_dataset
+from .checkpointing import run_lock
 from .collators import DEFAULT_CHARS_TO_IGNORE, DataCollatorCTCWithPadding, normalize_transcript
 from .speed import choose_mixed_precision
 from .ctc_trainer import RECIPE_FREEZE_FRACTION, CTCTrainer, CTCTrainingArguments, greedy_ids, make_compute_metrics
@@ -255,7 +256,13 @@ def finetune_ctc(
     set_seed(training_args.seed)
     output_dir = Path(training_args.output_dir)
     resume = _checkpoint_to_resume(output_dir, training_args.resume_from_checkpoint)
+    with run_lock(output_dir, "w2v2-finetune", enabled=training_args.process_index == 0):
+        return _finetune_ctc(model_args, data_args, training_args, output_dir, resume)
 
+
+def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training_args: CTCTrainingArguments,
+                  output_dir: Path, resume: str | None) -> FinetuneResult:  # fmt: skip
+    """:func:`finetune_ctc` once the arguments are checked and the folder is locked."""
     # 1. data and vocabulary
     train = load_ctc_split(data_args, data_args.train_split, max_samples=data_args.max_train_samples,
                            max_seconds=data_args.max_duration_in_seconds)  # fmt: skip

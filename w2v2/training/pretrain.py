@@ -235,7 +235,19 @@ _SUMS = ("contrastive_loss", "correct", "num_masked", "diversity", "penalty", "c
 
 
 def train(args: PretrainArguments) -> Path:
-    """Run pretraining as ``args`` say; returns the directory of the saved model."""
+    """Run pretraining as ``args`` say; returns the directory of the saved model.
+
+    The main process holds ``output_dir``'s run lock for the whole run (a second run into the
+    same folder is refused, naming the holder).
+    """
+    from .checkpointing import run_lock
+
+    main_process = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0  # before Accelerate starts
+    with run_lock(args.output_dir, "w2v2-pretrain", enabled=main_process):
+        return _train(args)
+
+
+def _train(args: PretrainArguments) -> Path:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
     from tqdm.auto import tqdm
@@ -244,7 +256,8 @@ def train(args: PretrainArguments) -> Path:
     from w2v2 import W2V2Config, W2V2FeatureExtractor, W2V2ForPreTraining
 
     from .audio_data import AudioBatches, load_audio_dataset
-    from .checkpointing import foreign_checkpoints, latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
+    from .checkpointing import (LOCK_FILE, foreign_checkpoints, latest_checkpoint, latest_verified_checkpoint,
+                                load_checkpoint, remove_incomplete, save_checkpoint)
     from .health import HealthMonitor
     from .plotting import plot_curves
     from .recipes import recipe_config
@@ -303,14 +316,18 @@ def train(args: PretrainArguments) -> Path:
     if foreign_checkpoints(out):  # a trainer deletes or overwrites only what it wrote itself
         raise ValueError(f"output_dir={str(out)!r} holds {foreign_checkpoints(out)[0].name}, which w2v2-pretrain did not write "
                          "(a fine-tuning run's?); choose another output_dir.")  # fmt: skip
-    if not args.resume and out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"output_dir={str(out)!r} is not empty (it holds {sorted(p.name for p in out.iterdir())[:3]}); "
+    others = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
+    if not args.resume and others:
+        raise ValueError(f"output_dir={str(out)!r} is not empty (it holds {others[:3]}); "
                          "choose a new or empty folder, or pass --resume to continue a pretraining run there.")  # fmt: skip
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         remove_incomplete(out)
     accelerator.wait_for_everyone()
-    checkpoint = latest_checkpoint(out) if args.resume else None
+    checkpoint = latest_verified_checkpoint(out) if args.resume else None
+    if args.resume and checkpoint is None and latest_checkpoint(out) is not None:
+        raise ValueError(f"every checkpoint in output_dir={str(out)!r} fails its checksums (the warnings say which file); "
+                         "restore the files, or choose another output_dir to start afresh.")  # fmt: skip
     if checkpoint is not None:
         state.update(load_checkpoint(accelerator, checkpoint))
         # the checkpoint's tau: a run resumed at max_updates runs no update that would set it
