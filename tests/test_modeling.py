@@ -274,3 +274,21 @@ def test_bad_inputs_are_refused_at_the_models_entry(inputs, message):
     input_values, attention_mask = inputs()
     with pytest.raises((ValueError, TypeError), match=message):
         model(input_values, attention_mask=attention_mask)
+
+
+def test_labels_longer_than_the_frames_are_counted_and_warned(caplog):
+    # issue 15, item 9: such a label gave loss 0 silently through ctc_zero_infinity
+    model = W2V2ForCTC(W2V2Config.tiny(vocab_size=8, mask_time_prob=0.0, ctc_zero_infinity=True)).eval()
+    audio = torch.randn(2, 4000)  # 12 frames each
+    frames = int(model._get_feat_extract_output_lengths(torch.tensor(4000)))
+    fits = torch.tensor([[3, 4, 5, -100, -100, -100, -100, -100, -100, -100, -100, -100, -100]])
+    # 7 tokens with 6 repeated pairs need 13 frames: one more than there are
+    too_long = torch.tensor([[3, 3, 3, 3, 3, 3, 3, -100, -100, -100, -100, -100, -100]])
+    assert frames == 12
+    with caplog.at_level("WARNING"):
+        model(audio, labels=torch.cat([fits, fits]))
+        assert "need more frames" not in caplog.text
+        out = model(audio, labels=torch.cat([fits, too_long]))
+    assert "1 of 2 utterances in this batch need more frames than they have (up to 13 label frames for 12" in caplog.text
+    assert "counted as 0 (ctc_zero_infinity)" in caplog.text
+    assert model.impossible_alignments == 1 and torch.isfinite(out.loss)

@@ -1,6 +1,7 @@
 """The w2v2 models: W2V2Model (f and g), W2V2ForPreTraining (+ Z -> Q and the objective),
 W2V2ForCTC (+ a linear CTC head). Only these classes read the configuration."""
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from ..configuration import W2V2Config
 from .components import Encoder, FeatureEncoder, FeatureProjection, GumbelVectorQuantizer, PositionalConvEmbedding, grad_multiply
 from .losses import contrastive_logits, contrastive_loss, diversity_loss
 from .masking import compute_span_mask, sample_negatives
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["W2V2PreTrainedModel", "W2V2Model", "W2V2ForPreTraining", "W2V2ForCTC", "W2V2BaseModelOutput", "W2V2ForPreTrainingOutput"]
 
@@ -425,6 +428,7 @@ class W2V2ForCTC(W2V2PreTrainedModel):
             samples = attention_mask.long().sum(-1) if attention_mask is not None else torch.full((input_values.shape[0],), input_values.shape[-1], device=input_values.device)
             input_lengths = self._get_feat_extract_output_lengths(samples).long()  # (B,)
             targets_mask = (labels >= 0) & (labels != cfg.pad_token_id)  # (B, U)
+            self._warn_impossible_alignments(labels, targets_mask, input_lengths)
             log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32).transpose(0, 1)  # (T, B, V)
             with torch.backends.cudnn.flags(enabled=False):
                 loss = F.ctc_loss(
@@ -438,3 +442,19 @@ class W2V2ForCTC(W2V2PreTrainedModel):
                 )
         output = CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return self._outputs(output, return_dict)
+
+    def _warn_impossible_alignments(self, labels, targets_mask, input_lengths) -> None:
+        """Count and warn about labels CTC cannot align: U tokens plus a blank between each
+        repeated pair need more frames than the utterance has (their loss is then inf, or 0
+        under ``ctc_zero_infinity``, silently). ``impossible_alignments`` counts them."""
+        repeats = ((labels[:, 1:] == labels[:, :-1]) & targets_mask[:, 1:] & targets_mask[:, :-1]).sum(-1)
+        needed = targets_mask.sum(-1) + repeats  # (B,)
+        impossible = int((needed > input_lengths).sum())
+        if impossible:
+            self.impossible_alignments = getattr(self, "impossible_alignments", 0) + impossible
+            logger.warning(
+                "%d of %d utterances in this batch need more frames than they have (up to %d label frames for %d audio "
+                "frames): CTC cannot align them, their loss is %s; drop such utterances or check their transcripts "
+                "(%d so far).", impossible, len(needed), int(needed.max()), int(input_lengths.min()),
+                "counted as 0 (ctc_zero_infinity)" if self.config.ctc_zero_infinity else "inf", self.impossible_alignments,
+            )  # fmt: skip
