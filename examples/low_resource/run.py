@@ -17,22 +17,21 @@ of both inits against updates) as PNG, and keep every model with its processor u
 """
 
 import argparse
-import csv
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 
 from w2v2 import W2V2ForCTC, W2V2Processor
 from w2v2.data.synth import ensure_corpus
 from w2v2.data.text import load_sentences
+from w2v2.training.audio_data import decode_audio
 from w2v2.training.collators import normalize_transcript
 from w2v2.training.ctc_trainer import CTCTrainingArguments
-from w2v2.training.finetune import DataArguments, ModelArguments, finetune_ctc
+from w2v2.training.finetune import DataArguments, ModelArguments, finetune_ctc, load_ctc_split
 from w2v2.training.language_model import NgramCTCDecoder, build_ngram_lm, find_kenlm_tool, tune_lm_weights
 from w2v2.training.metrics import load_wer_cer
 from w2v2.training.plotting import plot_curves
@@ -113,15 +112,15 @@ def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: 
 
 
 @torch.no_grad()
-def split_log_probs(model: W2V2ForCTC, processor: W2V2Processor, folder: Path) -> tuple[list[np.ndarray], list[str]]:
-    """CTC log-probabilities (T, V) of every utterance of a corpus split, and its references."""
+def split_log_probs(model: W2V2ForCTC, processor: W2V2Processor, corpus: Path, split: str) -> tuple[list[np.ndarray], list[str]]:
+    """CTC log-probabilities (T, V) of every utterance of a corpus split, and its references
+    (the utterances the Trainer's evaluation reads: ``load_ctc_split``)."""
+    rate = processor.feature_extractor.sampling_rate
     log_probs, references = [], []
-    with open(folder / "metadata.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            audio, rate = soundfile.read(folder / row["file_name"], dtype="float32")
-            inputs = processor(audio=audio, sampling_rate=rate, return_tensors="pt")
-            log_probs.append(model(inputs.input_values).logits[0].log_softmax(-1).numpy())
-            references.append(normalize_transcript(row["transcription"]))
+    for row in load_ctc_split(DataArguments(dataset_name_or_path=str(corpus)), split, split_flag="test_splits"):
+        inputs = processor(audio=decode_audio(row["audio"], rate), sampling_rate=rate, return_tensors="pt")
+        log_probs.append(model(inputs.input_values).logits[0].log_softmax(-1).numpy())
+        references.append(normalize_transcript(row["transcription"]))
     return log_probs, references
 
 
@@ -130,10 +129,10 @@ def decode_with_lm(run_dir: Path, corpus: Path, lm: Path) -> dict:
     weights (tuned on validation) and the first test_clean utterances decoded both ways."""
     model, processor = W2V2ForCTC.from_pretrained(run_dir).eval(), W2V2Processor.from_pretrained(run_dir)
     decoder = NgramCTCDecoder(processor.tokenizer, lm, beam_width=32)
-    best = tune_lm_weights(decoder, *split_log_probs(model, processor, corpus / "validation"))
+    best = tune_lm_weights(decoder, *split_log_probs(model, processor, corpus, "validation"))
     metric, scores = load_wer_cer(), {"lm_alpha": best["alpha"], "lm_beta": best["beta"], "validation_lm_wer": best["wer"]}
     for split in TEST_SPLITS:
-        log_probs, references = split_log_probs(model, processor, corpus / split)
+        log_probs, references = split_log_probs(model, processor, corpus, split)
         greedy = processor.tokenizer.batch_decode([lp.argmax(-1) for lp in log_probs])
         with_lm = [decoder(lp)[0] for lp in log_probs]
         for name, hypotheses in (("greedy", greedy), ("lm", with_lm)):

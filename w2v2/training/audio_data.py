@@ -108,13 +108,19 @@ def decode_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
             audio, sr = samples.data.mean(0).numpy().astype(np.float32), samples.sample_rate
         except Exception as tc_error:  # noqa: BLE001
             raise RuntimeError(f"cannot decode {path or '<bytes>'}: {sf_error}; {tc_error}") from tc_error
-    if not np.isfinite(audio).all():  # a float WAV can hold them; one such clip would turn every loss NaN
-        raise RuntimeError(f"cannot use {path or '<bytes>'}: {int((~np.isfinite(audio)).sum())} of its samples are NaN or infinite")
+    refuse_non_finite(audio, path or "<bytes>")
     if sr != sampling_rate:
         import soxr
 
         audio = soxr.resample(audio, sr, sampling_rate).astype(np.float32)
     return audio
+
+
+def refuse_non_finite(audio: np.ndarray, name: str) -> None:
+    """``RuntimeError`` (what readers skip and count) when ``audio`` holds NaN or infinite samples:
+    a float WAV can, and one such clip would turn every loss it enters NaN."""
+    if not np.isfinite(audio).all():
+        raise RuntimeError(f"cannot use {name}: {int((~np.isfinite(audio)).sum())} of its samples are NaN or infinite")
 
 
 def header_seconds(value: dict) -> float:

@@ -313,8 +313,9 @@ def _train(args: PretrainArguments) -> Path:
     if not args.resume and latest_checkpoint(out) is not None:
         raise ValueError(f"output_dir={str(out)!r} holds checkpoints of an earlier run; pass --resume to continue "
                          "it, or choose another output_dir.")
-    if foreign_checkpoints(out):  # a trainer deletes or overwrites only what it wrote itself
-        raise ValueError(f"output_dir={str(out)!r} holds {foreign_checkpoints(out)[0].name}, which w2v2-pretrain did not write "
+    foreign = foreign_checkpoints(out)
+    if foreign:  # a trainer deletes or overwrites only what it wrote itself
+        raise ValueError(f"output_dir={str(out)!r} holds {foreign[0].name}, which w2v2-pretrain did not write "
                          "(a fine-tuning run's?); choose another output_dir.")  # fmt: skip
     others = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
     if not args.resume and others:

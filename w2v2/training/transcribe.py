@@ -42,7 +42,7 @@ from transformers import HfArgumentParser
 
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2Processor, receptive_field
-from .audio_data import decode_audio
+from .audio_data import decode_audio, refuse_non_finite
 from .language_model import NgramCTCDecoder
 from .speed import choose_mixed_precision, compile_model, default_transcription_batch_size
 
@@ -170,8 +170,7 @@ class Transcriber:
             stream = soxr.ResampleStream(handle.samplerate, self.rate, 1, dtype="float32") if handle.samplerate != self.rate else None
             for block in handle.blocks(blocksize=int(BLOCK_SECONDS * handle.samplerate), dtype="float32", always_2d=True):
                 mono = block.mean(axis=1)
-                if not np.isfinite(mono).all():
-                    raise RuntimeError(f"cannot use {path}: it holds NaN or infinite samples")
+                refuse_non_finite(mono, str(path))
                 yield stream.resample_chunk(mono) if stream else mono
             if stream:
                 yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
