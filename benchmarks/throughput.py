@@ -22,6 +22,9 @@ Parts (each prints a markdown table; ratios are transformers' time / w2v2's, > 1
   autocast and with int8 Linear layers, and how many transcripts differ from fp32.
 * ``compile`` (not run by default): the small step eager and under ``torch.compile``, fp32 and
   bf16, with compile time and the loss after a few updates (the drift).
+* ``onnx`` (not run by default): one 10 s utterance through ``--ctc_model`` and a random BASE
+  CTC model, each exported on the fly (``w2v2-export``, fp32 and int8): onnxruntime against torch
+  eager fp32 (and torch's int8 Linear layers), interleaved; same thread count for both.
 * ``long``: one 10-minute file (test clips joined): ``w2v2-transcribe``'s Transcriber with its
   defaults against transformers' ``pipeline("automatic-speech-recognition", chunk_length_s=20,
   stride_length_s=2.5)`` on the same folder, each in its own process: seconds and peak RSS.
@@ -366,25 +369,42 @@ def part_accuracy(args) -> None:
     test = load_audio_dataset(str(Path(args.corpus) / "test_clean"))
     clips = [(decode_audio(row["audio"]), normalize_transcript(row[args.text_column])) for row in test]
     variants = {"fp32": (fp32, False), "bf16 autocast": (fp32, True), "int8 Linear": (int8, False)}
-    texts, seconds = {}, {}
+    exports = tempfile.TemporaryDirectory()
+    try:  # the ONNX exports of the same folder (w2v2-export), run by onnxruntime
+        from w2v2.export import export_onnx
+        from w2v2.onnx_runner import OnnxCTCModel
+
+        for name, quantized in (("onnxruntime fp32", False), ("onnxruntime int8", True)):
+            variants[name] = (OnnxCTCModel(export_onnx(args.ctc_model, Path(exports.name) / name.split()[1], int8=quantized).parent), None)
+    except ValueError as error:  # onnx packages missing
+        print(f"(ONNX rows skipped: {error})")
+    texts, seconds, max_diff, reference = {}, {}, {}, []
     for name, (model, bf16) in variants.items():
-        out = []
+        out, diff = [], 0.0
         start = time.perf_counter()
-        for audio, _ in clips:
+        for i, (audio, _) in enumerate(clips):
             features = processor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                ids = model(features.input_values).logits.float().argmax(-1)[0]
-            out.append(processor.decode(ids))
+            if bf16 is None:  # onnxruntime: numpy in, logits (1, T, V) out
+                logits = torch.from_numpy(model(features.input_values.numpy()))
+            else:
+                with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(features.input_values).logits.float()
+            if name == "fp32":
+                reference.append(logits)
+            diff = max(diff, float((logits - reference[i]).abs().max()))
+            out.append(processor.decode(logits.argmax(-1)[0]))
         seconds[name] = time.perf_counter() - start
-        texts[name] = out
+        texts[name], max_diff[name] = out, diff
+    exports.cleanup()
     refs = [text for _, text in clips]
     audio_s = sum(len(a) for a, _ in clips) / SAMPLE_RATE
     print(f"\ngreedy transcripts of {args.ctc_model} on test_clean ({len(clips)} clips, {audio_s / 60:.1f} min)")
-    print("| run | CER | WER | transcripts unlike fp32 | s (one clip at a time) |")
-    print("|---|---|---|---|---|")
+    print("| run | CER | WER | transcripts unlike fp32 | max abs logit diff vs fp32 | s (one clip at a time) |")
+    print("|---|---|---|---|---|---|")
     for name, out in texts.items():
         differ = sum(a != b for a, b in zip(out, texts["fp32"]))
-        print(f"| {name} | {100 * jiwer.cer(refs, out):.2f}% | {100 * jiwer.wer(refs, out):.2f}% | {differ} of {len(out)} | {seconds[name]:.1f} |")
+        print(f"| {name} | {100 * jiwer.cer(refs, out):.2f}% | {100 * jiwer.wer(refs, out):.2f}% | {differ} of {len(out)} | "
+              f"{max_diff[name]:.2g} | {seconds[name]:.1f} |")
 
 
 # ----------------------------------------------------------------------------- long
@@ -454,11 +474,77 @@ def part_long(args) -> None:
     print(f"same transcript: {same}")
 
 
+# ----------------------------------------------------------------------------- onnx
+def part_onnx(args) -> None:
+    """onnxruntime (w2v2-export, fp32 and int8) against torch eager on one 10 s utterance, CPU."""
+    import numpy as np
+
+    from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC, W2V2Processor
+    from w2v2.export import export_onnx
+    from w2v2.onnx_runner import OnnxCTCModel
+
+    threads = torch.get_num_threads()
+    cpu = torch.device("cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {}
+        if Path(args.ctc_model, "config.json").is_file():
+            folders[Path(args.ctc_model).name] = Path(args.ctc_model)
+        else:
+            print(f"\n(no fine-tuned folder at {args.ctc_model}: its row is skipped)")
+        torch.manual_seed(0)
+        tokenizer = W2V2CTCTokenizer.from_texts(["THE QUICK BROWN FOX JUMPS OVER A LAZY DOG'S BACK"])
+        W2V2ForCTC(W2V2Config.base(vocab_size=len(tokenizer))).save_pretrained(f"{tmp}/base")
+        W2V2Processor(W2V2FeatureExtractor(), tokenizer).save_pretrained(f"{tmp}/base")
+        folders["BASE, random weights"] = Path(f"{tmp}/base")
+        rows = []
+        for name, folder in folders.items():
+            exported = {}
+            for int8 in (False, True):
+                start = time.perf_counter()
+                export_onnx(folder, f"{tmp}/{name}-{int8}", int8=int8)
+                exported[int8] = (OnnxCTCModel(f"{tmp}/{name}-{int8}", num_threads=threads), time.perf_counter() - start)
+            model = W2V2ForCTC.from_pretrained(folder).eval()
+            quantized = torch.ao.quantization.quantize_dynamic(W2V2ForCTC.from_pretrained(folder).eval(), {torch.nn.Linear}, dtype=torch.qint8)
+            audio = 0.1 * np.random.default_rng(0).standard_normal(10 * SAMPLE_RATE).astype(np.float32)
+            values, mask = exported[False][0].prepare([audio])
+            x = torch.from_numpy(values)
+            outputs = {}
+
+            def torch_call(m, key):
+                def run():
+                    with torch.no_grad():
+                        outputs[key] = m(x).logits.numpy()
+                return run
+
+            def onnx_call(runner, key):
+                def run():
+                    outputs[key] = runner(values, mask)
+                return run
+
+            calls = {"torch eager fp32": torch_call(model, "torch eager fp32"), "torch int8 Linear": torch_call(quantized, "torch int8 Linear"),
+                     "onnxruntime fp32": onnx_call(exported[False][0], "onnxruntime fp32"),
+                     "onnxruntime int8": onnx_call(exported[True][0], "onnxruntime int8")}
+            times = paired(calls, args.repeats, cpu)
+            reference = statistics.median(times["torch eager fp32"])
+            for run_name, seconds in times.items():
+                diff = float(np.abs(outputs[run_name] - outputs["torch eager fp32"]).max())
+                same = float((outputs[run_name].argmax(-1) == outputs["torch eager fp32"].argmax(-1)).mean())
+                export_s = exported[run_name.endswith("int8")][1] if run_name.startswith("onnx") else None
+                rows.append((name, run_name, statistics.median(seconds), reference / statistics.median(seconds), diff, same, export_s))
+    print(f"\nCTC inference on one 10 s utterance, CPU, {threads} threads (torch and onnxruntime), median of {args.repeats} interleaved calls")
+    print("| model | run | s / call | RTF | speed vs torch fp32 | max abs logit diff vs torch fp32 | frames with the same argmax | export s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, run_name, seconds, speed, diff, same, export_s in rows:
+        print(f"| {name} | {run_name} | {seconds:.3f} | {seconds / 10:.3f} | {speed:.2f}x | {diff:.2g} | {100 * same:.1f}% | "
+              f"{'' if export_s is None else f'{export_s:.0f}'} |")
+
+
 # ----------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", default=["steps", "e2e", "accuracy", "long"],
-                        choices=["steps", "e2e", "accuracy", "long", "compile"], help="compile: a few minutes of compilation")
+                        choices=["steps", "e2e", "accuracy", "long", "compile", "onnx"],
+                        help="compile: a few minutes of compilation; onnx (not run by default): w2v2-export against torch")
     parser.add_argument("--corpus", default="outputs/low_resource_short/corpus", help="demo corpus (w2v2-synth-corpus)")
     parser.add_argument("--ctc_model", default="outputs/low_resource_short/pretrained_train_10min", help="a fine-tuned CTC folder")
     parser.add_argument("--text_column", default="transcription")
@@ -484,6 +570,8 @@ def main() -> None:
         part_accuracy(args)
     if "long" in args.parts:
         part_long(args)
+    if "onnx" in args.parts:
+        part_onnx(args)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   # The CPU build of torch: a plain `torch` would pull a multi-GB CUDA build.
   .venv/bin/pip install -q "torch==2.13.0"
-  .venv/bin/pip install -q "torchcodec==0.13.*" -e ".[test]"
+  .venv/bin/pip install -q "torchcodec==0.13.*" -e ".[test,onnx]"
   # n-gram LM beam search (optional at run time). pyctcdecode declares numpy<2 but runs on
   # numpy 2, so it goes in without its pins; kenlm compiles from source (a minute or two).
   .venv/bin/pip install -q pygtrie hypothesis

@@ -52,15 +52,16 @@ def long_recording(path: Path, seconds: float, texts=UTTERANCES, gap_s: float = 
     return words
 
 
-def train_tiny_ctc(root: Path, *, steps: int = 400, seed: int = 0, **training_overrides):
+def train_tiny_ctc(root: Path, *, steps: int = 400, seed: int = 0, lm: str | None = None, **training_overrides):
     """Fine-tune a tiny model from scratch on :data:`UTTERANCES` (one utterance per batch, no
-    SpecAugment or dropout) until it has memorised them: about 10 s on one CPU thread."""
+    SpecAugment or dropout) until it has memorised them: about 10 s on one CPU thread.
+    ``lm``: ``w2v2-finetune --lm`` (evaluation with LM beam search too)."""
     from w2v2.training.ctc_trainer import CTCTrainingArguments
     from w2v2.training.finetune import DataArguments, ModelArguments, finetune_ctc
 
     write_audiofolder(root / "data")
     model_args = ModelArguments(from_scratch=True, config_name="tiny", mask_time_prob=0.0, mask_feature_prob=0.0,
-                                layerdrop=0.0, activation_dropout=0.0)  # fmt: skip
+                                layerdrop=0.0, activation_dropout=0.0, lm=lm)  # fmt: skip
     data_args = DataArguments(dataset_name_or_path=str(root / "data"), train_split="train", eval_split="train",
                               test_splits=[])  # fmt: skip
     training_args = CTCTrainingArguments(

@@ -43,6 +43,24 @@ def _encoder_grads(feature_grad_mult):
     return [p.grad for p in model.wav2vec2.feature_extractor.parameters()], model
 
 
+@pytest.mark.parametrize("c_in, kernel, stride", [(1, 16, 8), (32, 8, 4), (8, 5, 5), (8, 3, 2), (4, 10, 5)])
+def test_time_major_convolution_equals_conv1d_with_gradients(c_in, kernel, stride):
+    from w2v2.modeling.components import conv1d_time_major
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 203, c_in, generator=g, requires_grad=True)  # (B, S, C): 203 is no multiple of any stride
+    conv = torch.nn.Conv1d(c_in, 6, kernel, stride=stride)
+    want = conv(x.transpose(1, 2)).transpose(1, 2)
+    got = conv1d_time_major(x, conv.weight, conv.bias, stride)
+    assert got.shape == want.shape == (3, (203 - kernel) // stride + 1, 6)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn(want.shape, generator=g)
+    grads_want = torch.autograd.grad(want, (x, conv.weight, conv.bias), upstream)
+    grads_got = torch.autograd.grad(got, (x, conv.weight, conv.bias), upstream)
+    for a, b in zip(grads_got, grads_want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_feature_grad_mult_scales_the_encoder_gradient_exactly():
     full, model_full = _encoder_grads(1.0)
     scaled, model_scaled = _encoder_grads(0.1)

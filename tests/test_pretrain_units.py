@@ -56,6 +56,25 @@ def test_batches_cut_to_shortest_and_crop(folder):
         assert batch.seconds <= 4.0 + 1e-6 or batch.input_values.shape[0] == 1
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+def test_clips_read_alone_equal_the_clips_of_whole_decodes(folder, normalize):
+    # the reader decodes only each crop once it can (with normalize: once the utterance's
+    # statistics are known, from the first epoch); the samples must not change
+    partial = _batches(folder, normalize=normalize)
+    for epoch in range(3):
+        whole = _batches(folder, normalize=normalize)
+        whole._partial_reads = False
+        got = [b for b in partial.epoch(epoch) if b is not None]
+        want = [b for b in whole.epoch(epoch) if b is not None]
+        assert [b.keys for b in got] == [b.keys for b in want]
+        for a, b in zip(got, want):
+            assert torch.equal(a.input_values, b.input_values)
+        assert partial.corrupt == whole.corrupt * (epoch + 1)  # the broken file is still counted, every epoch
+    if normalize:
+        assert len(partial._stats) == 12  # every readable utterance's (mean, std), kept after its first decode
+        assert all(abs(float(b.input_values.std()) - 1) < 0.5 for b in got)  # normalised by the whole clip's statistics
+
+
 def test_corrupt_file_is_skipped_and_counted(folder, caplog):
     data = _batches(folder)
     seen = sum(b.input_values.shape[0] for b in data.epoch(0) if b is not None)

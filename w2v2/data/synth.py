@@ -6,6 +6,7 @@ from the King James Bible and WordNet (``w2v2.data.text``). Figures measured on 
 not LibriSpeech figures. Layout (Hugging Face ``audiofolder``, 16 kHz mono FLAC)::
 
     OUT/corpus.json                  arguments and per-split totals ("complete": true)
+    OUT/lm_text.txt                  LM text: the sentence pool less held-out sentences
     OUT/SPLIT/metadata.csv           file_name,transcription,speaker,engine,duration
     OUT/SPLIT/utt_000000.flac ...
 
@@ -75,10 +76,14 @@ from .text import Sentence, load_sentences
 from .tts import (SAMPLE_RATE, Voice, add_noise, check_engines, set_level, synthesize, to_int16,
                   voices)
 
-__all__ = ["CorpusConfig", "SPLITS", "default_corpus_dir", "ensure_corpus", "generate_corpus",
-           "load_corpus", "main"]
+__all__ = ["CorpusConfig", "SPLITS", "LM_TEXT_FILE", "default_corpus_dir", "ensure_corpus", "generate_corpus",
+           "load_corpus", "main", "write_lm_text"]
 
 FORMAT_VERSION = 1
+# Text for a word LM (w2v2-build-lm): the sentence pool less every held-out sentence. Written
+# when missing, not checked by completeness, so corpora made before it existed stay valid.
+LM_TEXT_FILE = "lm_text.txt"
+HELD_OUT_SPLITS = ("validation", "test_clean", "test_other")
 METADATA_COLUMNS = ("file_name", "transcription", "speaker", "engine", "duration")
 PRETRAIN_SECONDS = (5.0, 15.0)
 PRETRAIN_SENTENCES = (2, 4)
@@ -387,6 +392,7 @@ def generate_corpus(out_dir: str | os.PathLike, *, seed: int = 0, pretrain_minut
             bar.set_description(split)
             summary[split] = _generate_split(out, config, split, pool, jobs, bar)
     _write_atomic(manifest, json.dumps({**wanted, "complete": True, "splits": summary}, indent=1))
+    write_lm_text(out)
     seconds = sum(s["seconds"] for s in summary.values())
     return {"out_dir": str(out), "seconds": round(seconds, 3),
             "generated_in_s": round(time.perf_counter() - start, 2), "splits": summary}
@@ -422,7 +428,25 @@ def ensure_corpus(out_dir: str | os.PathLike | None = None, **kwargs) -> Path:
     config = CorpusConfig(**{k: v for k, v in kwargs.items() if k not in ("jobs", "progress")})
     if not _is_complete(out, config):
         generate_corpus(out, **kwargs)
+    if not (out / LM_TEXT_FILE).exists():
+        write_lm_text(out)
     return out
+
+
+def write_lm_text(out_dir: str | os.PathLike) -> Path:
+    """``OUT/lm_text.txt``: the transcriptions of the sentence pool's ``train`` part, one a line,
+    less every sentence read in the corpus's validation and test splits (disjoint by the hash of
+    ``w2v2.data.text`` already; checked against their ``metadata.csv`` all the same)."""
+    out = Path(out_dir)
+    held_out = set()
+    for split in HELD_OUT_SPLITS:
+        if (out / split / "metadata.csv").exists():
+            with open(out / split / "metadata.csv", newline="") as f:
+                held_out.update(row["transcription"] for row in csv.DictReader(f))
+    lines = [s.transcription for s in load_sentences()["train"] if s.transcription not in held_out]
+    path = out / LM_TEXT_FILE
+    _write_atomic(path, "\n".join(lines) + "\n")
+    return path
 
 
 def load_corpus(out_dir: str | os.PathLike, splits: list[str] | None = None, **load_kwargs):
@@ -461,6 +485,8 @@ def _parse_args(argv: list[str] | None) -> tuple[Path, CorpusConfig, int]:
 
 def main(argv: list[str] | None = None) -> None:
     out, config, jobs = _parse_args(argv)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file, not a folder; choose a new folder (or the corpus folder to finish).")
     try:
         summary = generate_corpus(out, **dataclasses.asdict(config), jobs=jobs, progress=True)
     except KeyboardInterrupt:
@@ -471,5 +497,12 @@ def main(argv: list[str] | None = None) -> None:
           f"in {summary['generated_in_s']:.0f} s")
 
 
+def cli() -> None:
+    """``w2v2-synth-corpus``: an error in the input is one line and exit status 2 (w2v2.cli_errors)."""
+    from w2v2.cli_errors import run_cli
+
+    run_cli(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

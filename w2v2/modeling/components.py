@@ -49,10 +49,32 @@ def grad_multiply(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- f: X -> Z
-def _time_major(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, S) -> (B, C, 1, S) stored time-major (channels last): the layout in which the
-    convolutions, the channel LayerNorm and the activations all run without transpose copies."""
-    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+def conv1d_time_major(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int) -> torch.Tensor:
+    """A Conv1d (no padding, no groups) on time-major input, as one matrix product.
+
+    x: (B, S, C_in); weight: (C_out, C_in, k), an ``nn.Conv1d``'s -> (B, L, C_out), contiguous,
+    L = (S - k) // stride + 1. Output frame t reads samples t*stride .. t*stride + k - 1, laid out
+    as a (k * C_in) row (im2col), times the weight seen as (k * C_in, C_out). When k is a multiple
+    r of the stride (every layer of the ``small`` recipe), the row is r consecutive blocks of
+    ``stride`` samples of the input reshaped, without copy, to (B, S / stride, stride * C_in).
+
+    Why not the convolution kernel: on CPU its backward pass ran 3-6x slower than its forward,
+    while a matmul's backward is two matmuls (measured on the small recipe's 32->128 k8 s4 and
+    128->128 k4 s2 layers, forward + backward: 50 -> 32 ms and 34 -> 23 ms; benchmarks/RESULTS.md).
+    """
+    batch, samples, c_in = x.shape
+    c_out, _, k = weight.shape
+    frames = (samples - k) // stride + 1
+    if k % stride == 0:
+        r = k // stride
+        blocks = x[:, : (frames + r - 1) * stride].reshape(batch, frames + r - 1, stride * c_in)
+        cols = blocks if r == 1 else torch.cat([blocks[:, q : q + frames] for q in range(r)], dim=-1)  # (B, L, k C_in)
+    else:
+        cols = x.unfold(1, k, stride).transpose(2, 3)  # (B, L, k, C_in), a view
+    w = weight.permute(2, 1, 0).reshape(k * c_in, c_out)  # row j * C_in + c holds W[:, c, j]
+    cols = cols.reshape(batch * frames, k * c_in)
+    y = cols @ w if bias is None else torch.addmm(bias, cols, w)
+    return y.view(batch, frames, c_out)
 
 
 class ConvLayer(nn.Module):
@@ -61,10 +83,11 @@ class ConvLayer(nn.Module):
     ``norm`` is "group" (GroupNorm with one group per channel, BASE's first layer), "layer"
     (LayerNorm over channels, every layer of LARGE) or None.
 
-    With ``norm="layer"`` the convolution runs as a (1 x kernel) 2-d convolution over
-    channels-last memory, where a frame's C channels are adjacent, so that the LayerNorm over
-    channels needs no transpose copy (Conv1d's (B, C, T) layout costs two copies per layer and
-    slows the elementwise ops after them: 2x on the small recipe's encoder, forward + backward).
+    With ``norm="layer"`` the layer runs time-major, (B, S, C): the convolution as one matrix
+    product (:func:`conv1d_time_major`), then the LayerNorm over channels, which are adjacent in
+    that layout, so no transpose copy is needed (Conv1d's (B, C, T) layout costs two copies per
+    layer and slows the elementwise ops after them: 2x on the small recipe's encoder, forward +
+    backward).
     Without a channel norm (BASE), Conv1d's own layout is the faster one (measured: 1.4x on
     BASE's 512 -> 512 layers) and is kept. The parameters are an ``nn.Conv1d``'s either way.
     """
@@ -85,12 +108,11 @@ class ConvLayer(nn.Module):
         """x: (B, C_in, S), any memory layout -> (B, C_out, S'); with ``norm="layer"`` stored
         time-major (``y.transpose(1, 2)`` is contiguous)."""
         if self.norm == "layer" and not torch.compiler.is_compiling():
-            weight = self.conv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (C_out, C_in, 1, kernel)
-            y = F.conv2d(_time_major(x), weight, self.conv.bias, stride=(1, self.conv.stride[0]))  # (B, C_out, 1, S')
-            y = self.layer_norm(y.squeeze(2).transpose(1, 2))  # (B, S', C_out), contiguous: y is channels-last
+            y = conv1d_time_major(x.transpose(1, 2).contiguous(), self.conv.weight, self.conv.bias, self.conv.stride[0])
+            y = self.layer_norm(y)  # (B, S', C_out): over the channels, adjacent in memory
             return self.activation(y).transpose(1, 2)
         # Conv1d's layout; also under torch.compile, whose inductor picks layouts itself (and
-        # cannot yet reason about channels-last strides with dynamic lengths).
+        # cannot yet reason about time-major strides with dynamic lengths).
         y = self.conv(x)
         if self.norm == "layer":
             y = self.layer_norm(y.transpose(1, 2)).transpose(1, 2)

@@ -145,6 +145,9 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
             raise TypeError(f"W2V2FeatureExtractor got unexpected arguments {sorted(kwargs)}.")
         if mono not in _MONO_MODES:
             raise ValueError(f"mono={mono!r} is not supported; use None (refuse multi-channel audio) or 'mean'.")
+        if sampling_rate is not None and (isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer))):
+            raise ValueError(f"sampling_rate={sampling_rate!r} is a {type(sampling_rate).__name__}; pass the rate "
+                             f"in Hz as an integer (sampling_rate={self.sampling_rate}).")  # fmt: skip
         if isinstance(raw_speech, (np.ndarray, torch.Tensor)) and raw_speech.ndim == 2:
             if raw_speech.shape[1] < self.min_samples:
                 raise ValueError(

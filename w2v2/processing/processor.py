@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,10 @@ class W2V2Processor(ProcessorMixin):
         stopped reading sub-processors through ``_get_arguments_from_pretrained``, which this
         replaces.)"""
         kwargs.pop("trust_remote_code", None)  # AutoProcessor passes it; the parts do not take it
+        folder = Path(str(pretrained_model_name_or_path))
+        if folder.is_dir() and not (folder / "vocab.json").is_file():
+            raise ValueError(f"{folder} holds no vocab.json, the CTC tokenizer's vocabulary; pass the folder of a "
+                             "fine-tuned model (or of the processor saved with it), or build one with W2V2CTCTokenizer.from_texts.")  # fmt: skip
         return cls(
             W2V2FeatureExtractor.from_pretrained(pretrained_model_name_or_path, **kwargs),
             W2V2CTCTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs),

@@ -116,6 +116,11 @@ def decode_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     return audio
 
 
+# Formats in which a seek lands on the exact sample (PCM, FLAC): a clip read alone equals the
+# clip of a whole decode. Lossy formats (MP3, Ogg) are decoded whole.
+_EXACT_SEEK_FORMATS = frozenset({"WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64", "CAF"})
+
+
 def refuse_non_finite(audio: np.ndarray, name: str) -> None:
     """``RuntimeError`` (what readers skip and count) when ``audio`` holds NaN or infinite samples:
     a float WAV can, and one such clip would turn every loss it enters NaN."""
@@ -225,6 +230,8 @@ class AudioBatches:
         self.audio_column, self.duration_column = audio_column, duration_column
         self.corrupt = 0
         self.too_short = 0
+        self._stats: dict[int, tuple] = {}  # item -> (mean, std) of the whole utterance, for normalize
+        self._partial_reads = True  # False: decode every file whole (the reference the tests compare with)
         self._durations = None if self.streaming else self._map_durations()
 
     # ---- durations -------------------------------------------------------------------
@@ -314,6 +321,62 @@ class AudioBatches:
                 "undecodable; lower --min_sample_size or check the dataset's audio files."
             )
 
+    def _crop(self, example: dict, item: int | None, wanted: int, offset: float) -> np.ndarray | None:
+        """The clip of ``example``: ``min(wanted, length)`` samples from ``int(offset * (length -
+        clip + 1))`` on, normalised by the whole utterance's statistics; None when too short.
+
+        A clip is decoded alone (a seek, then a read of the clip: a third of the work on 10 s
+        files cropped to 3 s) when the file is at the model's rate and, with ``normalize``, its
+        statistics are known from an earlier read; otherwise the whole file is decoded. Both
+        give the same samples. Raises RuntimeError (counted and skipped) on undecodable audio.
+        """
+        audio = example.get("_audio")
+        if audio is None and item is not None and self._partial_reads and (not self.normalize or item in self._stats):
+            clip = self._read_clip(example[self.audio_column], item, wanted, offset)
+            if clip is not None:
+                return clip if len(clip) else None
+        if audio is None:
+            audio = decode_audio(example[self.audio_column], self.sampling_rate)
+        if len(audio) < self.min_sample_size or len(audio) == 0:
+            return None
+        if self.normalize:  # per utterance, before cropping (fairseq's task.normalize)
+            stats = (audio.mean(), np.sqrt(audio.var() + 1e-5))
+            if item is not None:
+                self._stats[item] = stats
+        length = min(len(audio), wanted)
+        start = int(offset * (len(audio) - length + 1))
+        clip = audio[start : start + length]
+        return (clip - stats[0]) / stats[1] if self.normalize else clip
+
+    def _read_clip(self, value: dict, item: int, wanted: int, offset: float) -> np.ndarray | None:
+        """The clip read alone with soundfile (empty when too short); None when the file needs a
+        full decode (another rate, or a format soundfile cannot open)."""
+        import soundfile as sf
+
+        data, path = value.get("bytes"), value.get("path")
+        try:
+            f = sf.SoundFile(io.BytesIO(data) if data else path)
+        except Exception:  # noqa: BLE001  (decode_audio tries the other decoders and names the error)
+            return None
+        with f:
+            if f.samplerate != self.sampling_rate or f.format not in _EXACT_SEEK_FORMATS or not f.seekable():
+                return None
+            if f.frames < self.min_sample_size or f.frames == 0:
+                return np.zeros(0, dtype=np.float32)
+            length = min(f.frames, wanted)
+            f.seek(int(offset * (f.frames - length + 1)))
+            try:
+                clip = f.read(length, dtype="float32", always_2d=True).mean(axis=1)  # (samples,)
+            except Exception as error:  # noqa: BLE001
+                raise RuntimeError(f"cannot decode {path or '<bytes>'}: {error}") from error
+        refuse_non_finite(clip, path or "<bytes>")
+        if len(clip) < length:  # the header overstates the length: a damaged file
+            raise RuntimeError(f"cannot decode {path or '<bytes>'}: {len(clip)} samples read of the {length} its header promises")
+        if self.normalize:
+            mean, scale = self._stats[item]
+            clip = (clip - mean) / scale
+        return clip
+
     def _materialize(self, members, epoch: int, b: int) -> AudioBatch | None:
         # Crop targets and offsets are drawn for the whole global batch, so they do not
         # depend on how many processes share it.
@@ -326,21 +389,15 @@ class AudioBatches:
                           1 if self.streaming else self.num_processes):
             item, _ = members[slot]
             example = self.dataset[item] if not self.streaming else item
-            audio = example.get("_audio")
-            if audio is None:
-                try:
-                    audio = decode_audio(example[self.audio_column], self.sampling_rate)
-                except RuntimeError as error:
-                    self._count_corrupt(error)
-                    continue
-            if len(audio) < self.min_sample_size or len(audio) == 0:
+            try:
+                clip = self._crop(example, None if self.streaming else item, lengths[slot] if self.pad else target, offsets[slot])
+            except RuntimeError as error:
+                self._count_corrupt(error)
+                continue
+            if clip is None:
                 self.too_short += 1
                 continue
-            if self.normalize:  # per utterance, before cropping (fairseq's task.normalize)
-                audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-5)
-            length = min(len(audio), lengths[slot] if self.pad else target)
-            start = int(offsets[slot] * (len(audio) - length + 1))
-            clips.append(audio[start : start + length])
+            clips.append(clip)
             keys.append((epoch, b, slot))
         if not clips:
             return None

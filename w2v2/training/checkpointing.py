@@ -195,6 +195,8 @@ def run_lock(output_dir: str | os.PathLike, what: str, *, enabled: bool = True) 
         yield
         return
     root = Path(output_dir)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"output_dir={str(root)!r} is a file, not a folder; choose a new or empty folder for the run.")
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     path, host = root / LOCK_FILE, socket.gethostname()

@@ -11,7 +11,9 @@ random initialisation (``--from_scratch``), to a character recognizer, with the 
    the first ``freeze_finetune_updates`` updates; batches group utterances of similar duration
    (read from the ``duration`` column, no decoding pass);
 4. validation WER picks the best checkpoint; the model, processor, WER/CER on every test split
-   and a model card are saved to ``output_dir`` (and pushed with ``--push_to_hub``).
+   and a model card are saved to ``output_dir`` (and pushed with ``--push_to_hub``); with
+   ``--lm`` every split is also scored with LM beam search (``*_wer_lm``, ``*_cer_lm``) and the LM
+   is saved with the model as ``language_model/``.
 
     w2v2-finetune --model_name_or_path facebook/wav2vec2-base --dataset_name_or_path corpus/ \\
         --train_split train_10min --eval_split validation --output_dir runs/base-10min
@@ -78,6 +80,11 @@ class ModelArguments:
     final_dropout: float = field(default=0.0, metadata={"help": "Dropout before the CTC head."})
     ctc_loss_reduction: str = field(default="mean", metadata={"help": "'mean' (per target length) or 'sum'."})
     ctc_zero_infinity: bool = field(default=True, metadata={"help": "Zero infinite losses of impossible alignments."})
+    lm: str | None = field(
+        default=None, metadata={"help": "n-gram LM (w2v2-build-lm folder, ARPA or kenlm binary): every evaluation split is also "
+                                        "scored with LM beam search (SPLIT_wer_lm, SPLIT_cer_lm), and the LM is saved in "
+                                        "output_dir as language_model/ (W2V2ProcessorWithLM)."}
+    )  # fmt: skip
 
 
 @dataclass
@@ -126,10 +133,17 @@ def load_ctc_split(
     if source.is_dir() and (source / split).is_dir() and not (source / "dataset_dict.json").exists():
         ds = load_audio_dataset(source / split, split="train", streaming=data_args.streaming, audio_column=data_args.audio_column)
     else:
-        ds = load_audio_dataset(
-            data_args.dataset_name_or_path, split=split, config_name=data_args.dataset_config_name,
-            streaming=data_args.streaming, audio_column=data_args.audio_column, split_flag=split_flag,
-        )  # fmt: skip
+        try:
+            ds = load_audio_dataset(
+                data_args.dataset_name_or_path, split=split, config_name=data_args.dataset_config_name,
+                streaming=data_args.streaming, audio_column=data_args.audio_column, split_flag=split_flag,
+            )  # fmt: skip
+        except ValueError as error:  # datasets renames sub-folders (train_10min -> train): name them as they are
+            folders = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")) if source.is_dir() else []
+            if not folders:
+                raise
+            raise ValueError(f"--{split_flag} {split!r} is neither a sub-folder of {source} (it has {folders}) nor a split "
+                             f"datasets finds there ({error}); pass one of the sub-folders.") from error  # fmt: skip
     columns = ds.column_names or []
     if data_args.text_column not in columns:
         raise ValueError(
@@ -276,6 +290,11 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
     # 2. model
     model, processor = build_model(model_args, processor)
     processor.save_pretrained(output_dir)
+    lm_decoder = None
+    if model_args.lm:  # built now, so that a bad --lm fails before training
+        from .language_model import NgramCTCDecoder
+
+        lm_decoder = NgramCTCDecoder(processor.tokenizer, model_args.lm)
 
     # 3. trainer
     if training_args.freeze_finetune_updates is None:
@@ -312,6 +331,12 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
     for name, dataset in eval_splits.items():
         scores = trainer.evaluate(dataset, metric_key_prefix=name)
         metrics.update({k: v for k, v in scores.items() if k.endswith(("_wer", "_cer", "_loss"))})
+        if lm_decoder is not None:
+            metrics.update(_lm_scores(trainer.model, processor, dataset, data_args, lm_decoder, name))
+    if lm_decoder is not None:  # the LM ships with the model
+        from ..processing import W2V2ProcessorWithLM
+
+        W2V2ProcessorWithLM(processor.feature_extractor, processor.tokenizer, lm_decoder).save_pretrained(output_dir)
     trainer.save_metrics("all", metrics)
     _write_card(output_dir, model_args, data_args, training_args, metrics)
     if push:
@@ -321,6 +346,18 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
         push_to_hub(output_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token,
                     revision=training_args.hub_revision)  # fmt: skip
     return FinetuneResult(output_dir=str(output_dir), metrics=metrics, trainer=trainer)
+
+
+def _lm_scores(model, processor, dataset, data_args: DataArguments, decoder, name: str) -> dict[str, float]:
+    """``{name}_wer_lm`` and ``{name}_cer_lm``: WER/CER of LM beam search on the split, against the
+    references the greedy figures use."""
+    from .language_model import split_log_probs
+    from .metrics import load_wer_cer
+
+    log_probs, references = split_log_probs(model, processor, dataset, audio_column=data_args.audio_column,
+                                            text_column=data_args.text_column, chars_to_ignore=data_args.chars_to_ignore)  # fmt: skip
+    scores = load_wer_cer().compute(predictions=[decoder(lp)[0] for lp in log_probs], references=references)
+    return {f"{name}_wer_lm": scores["wer"], f"{name}_cer_lm": scores["cer"]}
 
 
 def _checkpoint_to_resume(output_dir: Path, resume: str | None) -> str | None:
@@ -359,7 +396,7 @@ def _write_card(output_dir: Path, model_args, data_args, training_args, metrics:
         task="automatic-speech-recognition",
         base_model=base_model,
         datasets=[dataset] if not Path(dataset).exists() else [],
-        metrics={k: round(v, 4) for k, v in metrics.items() if k.endswith(("_wer", "_cer"))},
+        metrics={k: round(v, 4) for k, v in metrics.items() if k.endswith(("_wer", "_cer", "_wer_lm", "_cer_lm"))},
         hyperparameters={
             "from": source or f"random init ({model_args.config_name})",
             "train_split": data_args.train_split,
@@ -391,8 +428,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 def cli() -> None:
-    """``w2v2-finetune`` (a console script must return None: ``sys.exit`` prints anything else and exits 1)."""
-    main()
+    """``w2v2-finetune`` (a console script must return None: ``sys.exit`` prints anything else and
+    exits 1); an error in the input is one line and exit status 2 (cli_errors)."""
+    from w2v2.cli_errors import run_cli
+
+    run_cli(main)
 
 
 if __name__ == "__main__":

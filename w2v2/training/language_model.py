@@ -6,10 +6,22 @@
   + kenlm): ``log_probs (T, V) -> (text, [(word, start_frame, end_frame)])``. The score of a
   hypothesis W is log P_ctc(W | X) + alpha log P_lm(W) + beta |W| (the paper's decoding, sec. 4.3).
 - :func:`tune_lm_weights` picks alpha and beta by WER on a validation split, as the paper does.
+- :func:`build_lm_folder` (``w2v2-build-lm``) writes a folder a decoder loads: the ARPA model,
+  KenLM's binary form, the unigram list and the decoding weights (``attrs.json``), from text
+  normalised as the tokenizer's vocabulary expects.
+
+Folders. An LM folder (:data:`LM_FILES`) holds ``lm.arpa``, ``lm.bin`` (when ``build_binary`` is
+installed), ``unigrams.txt``, ``attrs.json`` (``alpha``, ``beta``, ``unk_score_offset``,
+``score_boundary``: pyctcdecode's names) and ``build.json`` (what was built from what). A model
+folder carries its LM as pyctcdecode's ``save_to_dir`` lays it out, which transformers' ASR
+pipeline loads by itself: ``alphabet.json`` beside the model and ``language_model/`` with
+exactly three files (``attrs.json``, ``unigrams.txt`` and one KenLM model, the binary when there
+is one); :meth:`NgramCTCDecoder.save` writes that.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +34,19 @@ import numpy as np
 
 from .metrics import load_wer_cer
 
-__all__ = ["build_ngram_lm", "find_kenlm_tool", "NgramCTCDecoder", "tune_lm_weights"]
+__all__ = [
+    "build_ngram_lm", "build_lm_folder", "find_kenlm_tool", "NgramCTCDecoder", "tune_lm_weights", "split_log_probs",
+    "write_lm_weights", "LM_FILES", "MODEL_LM_DIR",
+]  # fmt: skip
+
+ARPA_FILE, BINARY_FILE, UNIGRAMS_FILE, ATTRS_FILE, BUILD_FILE = "lm.arpa", "lm.bin", "unigrams.txt", "attrs.json", "build.json"
+LM_FILES = (ARPA_FILE, BINARY_FILE, UNIGRAMS_FILE, ATTRS_FILE, BUILD_FILE)  # what build_lm_folder writes
+MODEL_LM_DIR, ALPHABET_FILE = "language_model", "alphabet.json"  # in a model folder (pyctcdecode's layout)
+KENLM_SUFFIXES = (".bin", ".binary", ".arpa")  # the suffixes pyctcdecode accepts, preferred first
+DEFAULT_ALPHA, DEFAULT_BETA = 0.5, 1.0
+# pyctcdecode's defaults for the other two weights: log-prob offset of words outside the unigrams,
+# and scoring the sentence boundaries <s> and </s>
+DEFAULT_ATTRS = {"unk_score_offset": -10.0, "score_boundary": True}
 
 
 def find_kenlm_tool(name: str = "lmplz") -> Path:
@@ -61,39 +85,95 @@ def build_ngram_lm(texts: Iterable[str], path: str | os.PathLike, *, order: int 
     return path
 
 
+def _lm_parts(lm: str | os.PathLike) -> tuple[Path, list[str] | None, dict]:
+    """``(kenlm model file, unigrams or None, attrs)`` of an ARPA/binary file, an LM folder
+    (:func:`build_lm_folder`) or a model folder holding ``language_model/``."""
+    lm = Path(lm)
+    if lm.is_dir() and (lm / MODEL_LM_DIR).is_dir():
+        lm = lm / MODEL_LM_DIR
+    if lm.is_file():
+        return lm, None, {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}
+    if not lm.is_dir():
+        raise ValueError(f"lm={str(lm)!r} does not exist; pass an ARPA or kenlm binary file, or a folder written by w2v2-build-lm.")
+    models = [lm / BINARY_FILE] if (lm / BINARY_FILE).is_file() else []
+    models += sorted(p for suffix in KENLM_SUFFIXES for p in lm.glob(f"*{suffix}") if p.name != BINARY_FILE)
+    if not models or not (lm / UNIGRAMS_FILE).is_file():
+        raise ValueError(f"lm={str(lm)!r} is a folder without a kenlm model (*.bin, *.arpa) and {UNIGRAMS_FILE}; "
+                         "write one with w2v2-build-lm --text FILE --out DIR.")  # fmt: skip
+    attrs = {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}
+    if (lm / ATTRS_FILE).is_file():
+        attrs.update(json.loads((lm / ATTRS_FILE).read_text()))
+    return models[0], (lm / UNIGRAMS_FILE).read_text(encoding="utf-8").split(), attrs
+
+
 class NgramCTCDecoder:
     """CTC beam search with a word n-gram LM over a ``W2V2CTCTokenizer``'s vocabulary.
 
     The decoder's alphabet is the vocabulary in id order: the blank (``<pad>``) becomes ``""``,
     the word delimiter ``" "`` and ``<unk>`` ``"⁇"``; the LM's words must be written in the
     vocabulary's case. Calling it decodes one utterance's ``(T, V)`` log-probabilities.
+
+    Args:
+        tokenizer: the model's ``W2V2CTCTokenizer``.
+        lm: an ARPA or kenlm binary file, a folder of :func:`build_lm_folder`, or a model folder
+            (or its ``language_model/``) saved by :meth:`save`.
+        alpha, beta: LM weight and word insertion bonus; None: the folder's ``attrs.json``
+            (0.5 and 1.0 for a bare file).
+        beam_width: beams kept at each frame.
     """
 
-    def __init__(self, tokenizer, lm_path: str | os.PathLike, *, alpha: float = 0.5, beta: float = 1.0, beam_width: int = 32):
+    def __init__(self, tokenizer, lm: str | os.PathLike, *, alpha: float | None = None, beta: float | None = None,
+                 beam_width: int = 32):  # fmt: skip
         try:
             from pyctcdecode import build_ctcdecoder
         except ImportError as error:
             raise ValueError("LM decoding needs pyctcdecode and kenlm: pip install 'w2v2[lm]' (or decode greedily).") from error
-        if not Path(lm_path).is_file():
-            raise ValueError(f"lm={str(lm_path)!r} is not a file; pass an ARPA or kenlm binary n-gram model.")
         if beam_width < 1:
             raise ValueError(f"beam_width={beam_width} must be >= 1.")
+        if not Path(lm).exists():
+            raise ValueError(f"lm={str(lm)!r} is not a file; pass an ARPA or kenlm binary n-gram model, or a w2v2-build-lm folder.")
+        self.lm_file, unigrams, attrs = _lm_parts(lm)
+        alpha = float(attrs["alpha"] if alpha is None else alpha)
+        beta = float(attrs["beta"] if beta is None else beta)
         vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
         special = {tokenizer.pad_token: "", tokenizer.word_delimiter_token: " ", tokenizer.unk_token: "⁇"}
         labels = [special.get(token, token) for token, _ in vocab]
-        self._decoder = build_ctcdecoder(labels, kenlm_model_path=str(lm_path), alpha=alpha, beta=beta)
+        self._decoder = build_ctcdecoder(labels, kenlm_model_path=str(self.lm_file), unigrams=unigrams, alpha=alpha, beta=beta,
+                                         unk_score_offset=attrs["unk_score_offset"], lm_score_boundary=attrs["score_boundary"])  # fmt: skip
         self.alpha, self.beta, self.beam_width = alpha, beta, beam_width
+
+    @property
+    def beam_search(self):
+        """The ``pyctcdecode.BeamSearchDecoderCTC`` underneath (what transformers' pipeline takes as ``decoder=``)."""
+        return self._decoder
 
     def set_weights(self, alpha: float, beta: float) -> None:
         """The LM weight alpha and the word insertion bonus beta."""
+        alpha, beta = float(alpha), float(beta)  # pyctcdecode refuses ints
         self._decoder.reset_params(alpha=alpha, beta=beta)
         self.alpha, self.beta = alpha, beta
 
     def __call__(self, log_probs: np.ndarray) -> tuple[str, list[tuple[str, int, int]]]:
+        """``log_probs (T, V)`` (logits work too: they are log-softmaxed) -> ``(text, [(word, start_frame, end_frame)])``."""
         if not len(log_probs):
             return "", []
-        text, _, word_frames, _, _ = self._decoder.decode_beams(log_probs, beam_width=self.beam_width)[0]
+        text, _, word_frames, _, _ = self._decoder.decode_beams(np.asarray(log_probs, dtype=np.float32),
+                                                                beam_width=self.beam_width)[0]  # fmt: skip
         return text, [(word, start, end) for word, (start, end) in word_frames]
+
+    def save(self, model_dir: str | os.PathLike) -> Path:
+        """Write ``model_dir/alphabet.json`` and ``model_dir/language_model/`` (replacing an earlier one),
+        with the current alpha and beta; returns the ``language_model/`` folder."""
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        target = model_dir / MODEL_LM_DIR
+        with tempfile.TemporaryDirectory(dir=model_dir) as work:
+            self._decoder.save_to_dir(work)  # alphabet.json + language_model/{attrs.json, unigrams.txt, <kenlm file>}
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(Path(work) / MODEL_LM_DIR, target)
+            os.replace(Path(work) / ALPHABET_FILE, model_dir / ALPHABET_FILE)
+        return target
 
 
 def tune_lm_weights(
@@ -116,3 +196,149 @@ def tune_lm_weights(
                 best = {"alpha": alpha, "beta": beta, **scores}
     decoder.set_weights(best["alpha"], best["beta"])
     return best
+
+
+def split_log_probs(model, tokenizer_or_processor, dataset, *, audio_column: str = "audio", text_column: str = "transcription",
+                    chars_to_ignore: str | None = None) -> tuple[list[np.ndarray], list[str]]:  # fmt: skip
+    """CTC log-probabilities ``(T, V)`` of every utterance of ``dataset`` (one at a time, so that
+    padding never changes a group-norm model's outputs) and its references, written as the
+    Trainer's WER sees them (the labels decoded: case-folded, unknown characters as ``<unk>``)."""
+    import torch
+
+    from .audio_data import decode_audio
+    from .collators import DEFAULT_CHARS_TO_IGNORE, normalize_transcript
+
+    processor = tokenizer_or_processor
+    rate = processor.feature_extractor.sampling_rate
+    chars_to_ignore = DEFAULT_CHARS_TO_IGNORE if chars_to_ignore is None else chars_to_ignore
+    device = next(model.parameters()).device
+    model.eval()
+    log_probs, references = [], []
+    for row in dataset:
+        audio = row[audio_column]
+        if isinstance(audio, dict) and "array" not in audio:
+            audio = decode_audio(audio, rate)
+        inputs = processor.feature_extractor(audio, sampling_rate=rate, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**{k: v.to(device) for k, v in inputs.items()}).logits[0].float()  # (T, V)
+        log_probs.append(torch.log_softmax(logits, -1).cpu().numpy())
+        ids = processor.tokenizer(normalize_transcript(row[text_column], chars_to_ignore)).input_ids
+        references.append(processor.tokenizer.decode(ids, group_tokens=False))
+    return log_probs, references
+
+
+def _check_out_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is a file; pass a folder for the LM's files.")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in LM_FILES) if out.is_dir() else []
+    if foreign:
+        raise ValueError(f"out={str(out)!r} holds files w2v2-build-lm did not write ({', '.join(foreign[:5])}); "
+                         "choose a new or empty folder.")  # fmt: skip
+
+
+def _read_text_files(paths: Sequence[str | os.PathLike]) -> list[str]:
+    if not paths:
+        raise ValueError("no text files given; pass --text FILE [FILE ...], one sentence per line.")
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        raise ValueError(f"text file(s) {', '.join(missing)} do not exist; pass files of one sentence per line.")
+    return [line for p in paths for line in Path(p).read_text(encoding="utf-8").splitlines()]
+
+
+def _arpa_unigrams(arpa: Path) -> list[str]:
+    """The words of an ARPA model's 1-gram section, without <s>, </s> and <unk>."""
+    words, inside = [], False
+    with open(arpa, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                inside = True
+            elif inside and (line.startswith("\\") or not line):
+                break
+            elif inside:
+                word = line.split("\t")[1]
+                if word not in ("<s>", "</s>", "<unk>"):
+                    words.append(word)
+    return words
+
+
+def _vocabulary_case(tokenizer) -> str | None:
+    """"upper" or "lower" when every letter of the vocabulary has that case (text is folded to it), else None."""
+    letters = [token for token in tokenizer.get_vocab() if len(token) == 1 and token.isalpha() and token.lower() != token.upper()]
+    if letters and all(c.isupper() for c in letters):
+        return "upper"
+    if letters and all(c.islower() for c in letters):
+        return "lower"
+    return None
+
+
+def build_lm_folder(text_files: Sequence[str | os.PathLike], out: str | os.PathLike, *, order: int = 4, tokenizer=None,
+                    chars_to_ignore: str | None = None) -> dict:  # fmt: skip
+    """``w2v2-build-lm``: an LM folder (module docstring) from text files of one sentence a line.
+
+    Lines are normalised as the fine-tuning collator normalises transcripts
+    (``normalize_transcript``: punctuation in ``chars_to_ignore`` dropped, spaces squeezed) and,
+    with a ``tokenizer``, case-folded as it encodes (or to the case of its vocabulary's letters,
+    when they all have one: the LM's words must be spelled as the decoder spells); characters outside its vocabulary are
+    counted (the decoder can never spell the words holding them). ``out`` must be new, empty
+    or an earlier LM folder. Returns the report also written to ``build.json``.
+    """
+    from .collators import DEFAULT_CHARS_TO_IGNORE, normalize_transcript
+
+    if order < 2:
+        raise ValueError(f"order={order}: an n-gram LM for beam search needs order >= 2 (3 or 4 is usual).")
+    out = Path(out)
+    _check_out_folder(out)
+    chars_to_ignore = DEFAULT_CHARS_TO_IGNORE if chars_to_ignore is None else chars_to_ignore
+    lines = [normalize_transcript(line, chars_to_ignore) for line in _read_text_files(text_files)]
+    if tokenizer is not None:
+        case = _vocabulary_case(tokenizer)
+        lines = [tokenizer.normalize_text(line) for line in lines]
+        lines = [line.upper() if case == "upper" else line.lower() if case == "lower" else line for line in lines]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise ValueError(f"no text in {', '.join(map(str, text_files))}: every line is empty after normalisation; "
+                         "pass files of one sentence per line.")  # fmt: skip
+    outside: dict[str, int] = {}
+    if tokenizer is not None:
+        vocab = set(tokenizer.get_vocab())
+        for line in lines:
+            for char in line:
+                if char != " " and char not in vocab:
+                    outside[char] = outside.get(char, 0) + 1
+    out.mkdir(parents=True, exist_ok=True)
+    arpa = build_ngram_lm(lines, out / ARPA_FILE, order=order)
+    try:
+        binary_tool = find_kenlm_tool("build_binary")
+    except ValueError:
+        binary_tool = None
+    if binary_tool is not None:
+        run = subprocess.run([str(binary_tool), str(arpa), str(out / BINARY_FILE)], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise ValueError(f"build_binary failed (exit {run.returncode}) on {arpa}: {run.stderr.strip().splitlines()[-1:]}")
+    elif (out / BINARY_FILE).exists():
+        (out / BINARY_FILE).unlink()  # an earlier build's: it would not match the new ARPA
+    unigrams = _arpa_unigrams(arpa)
+    (out / UNIGRAMS_FILE).write_text("".join(word + "\n" for word in sorted(unigrams)), encoding="utf-8")
+    (out / ATTRS_FILE).write_text(json.dumps({"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}, indent=1) + "\n")
+    report = {
+        "order": order, "sentences": len(lines), "words": sum(line.count(" ") + 1 for line in lines),
+        "unigrams": len(unigrams), "binary": binary_tool is not None, "text_files": [str(p) for p in text_files],
+        "characters_outside_vocabulary": dict(sorted(outside.items(), key=lambda item: -item[1])) if tokenizer is not None else None,
+    }  # fmt: skip
+    (out / BUILD_FILE).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return report
+
+
+def write_lm_weights(lm_folder: str | os.PathLike, alpha: float, beta: float) -> Path:
+    """Store tuned ``alpha``/``beta`` in an LM folder's (or a model folder's ``language_model/``) ``attrs.json``."""
+    folder = Path(lm_folder)
+    if (folder / MODEL_LM_DIR).is_dir():
+        folder = folder / MODEL_LM_DIR
+    path = folder / ATTRS_FILE
+    attrs = {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}
+    if path.is_file():
+        attrs.update(json.loads(path.read_text()))
+    attrs.update(alpha=float(alpha), beta=float(beta))
+    path.write_text(json.dumps(attrs, indent=1) + "\n")
+    return path

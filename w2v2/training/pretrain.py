@@ -552,5 +552,12 @@ def main(argv: list[str] | None = None) -> None:
     train(parse_args(argv))
 
 
+def cli() -> None:
+    """``w2v2-pretrain``: an error in the input is one line and exit status 2 (cli_errors)."""
+    from w2v2.cli_errors import run_cli
+
+    run_cli(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -46,7 +46,7 @@ from .audio_data import decode_audio, refuse_non_finite
 from .language_model import NgramCTCDecoder
 from .speed import choose_mixed_precision, compile_model, default_transcription_batch_size
 
-__all__ = ["TranscribeArguments", "Transcriber", "build_lm_decoder", "list_audio_files", "main"]
+__all__ = ["TranscribeArguments", "Transcriber", "build_lm_decoder", "has_language_model", "list_audio_files", "main"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4")
 BLOCK_SECONDS = 1.0  # read granularity when streaming a file
@@ -73,11 +73,15 @@ class TranscribeArguments:
     int8: bool = field(default=False, metadata={"help": "CPU: dynamic int8 quantization of the Linear layers."})
     torch_compile: bool = field(default=False, metadata={"help": "torch.compile the encoder (a minute or more to compile)."})
     device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda', ...; default: cuda when available."})
-    lm: str | None = field(default=None, metadata={"help": "n-gram LM (ARPA or kenlm binary) for beam search."})
+    lm: str | None = field(default=None, metadata={"help": "n-gram LM (ARPA, kenlm binary or w2v2-build-lm folder) for beam search; "
+                                                        "default: the model folder's language_model/, if any."})
+    no_lm: bool = field(default=False, metadata={"help": "Greedy decoding even when the model folder has a language_model/."})
     beam_width: int = field(default=32, metadata={"help": "Beams kept in LM beam search."})
-    lm_alpha: float = field(default=0.5, metadata={"help": "LM weight."})
-    lm_beta: float = field(default=1.0, metadata={"help": "Word insertion bonus."})
+    lm_alpha: float | None = field(default=None, metadata={"help": "LM weight; default: the LM's attrs.json (tuned), else 0.5."})
+    lm_beta: float | None = field(default=None, metadata={"help": "Word insertion bonus; default: the LM's attrs.json, else 1.0."})
     progress: bool = field(default=True, metadata={"help": "Progress bar (seconds of audio) on standard error."})
+    backend: str = field(default="torch", metadata={"help": "torch, or onnx: model_name_or_path is then a w2v2-export folder "
+                                                            "run with onnxruntime on the CPU.", "choices": ["torch", "onnx"]})
 
 
 def list_audio_files(inputs: list[str]) -> list[Path]:
@@ -151,8 +155,18 @@ class Transcriber:
             compile_model(self.model)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str | None = None, **kwargs) -> Transcriber:
-        """Load model and processor from one folder or Hub id (w2v2 or transformers format)."""
+    def from_pretrained(cls, name_or_path: str, device: str | None = None, backend: str = "torch", **kwargs) -> Transcriber:
+        """Load model and processor from one folder or Hub id (w2v2 or transformers format);
+        ``backend="onnx"``: a ``w2v2-export --format onnx`` folder, run by onnxruntime on the CPU."""
+        if backend == "onnx":
+            from ..export import OnnxTranscriberModel
+
+            if kwargs.get("int8") or kwargs.get("torch_compile") or kwargs.get("mixed_precision", "no") not in ("no", "auto") or device not in (None, "cpu"):
+                raise ValueError("backend='onnx' runs the exported graph as it is, in fp32 or int8, on the CPU; drop int8, "
+                                 "torch_compile, mixed_precision and device (quantize with `w2v2-export --int8` instead).")  # fmt: skip
+            return cls(OnnxTranscriberModel(name_or_path), W2V2Processor.from_pretrained(name_or_path), **{**kwargs, "mixed_precision": "no"})
+        if backend != "torch":
+            raise ValueError(f"backend={backend!r} is not supported; use 'torch' or 'onnx'.")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = W2V2ForCTC.from_pretrained(name_or_path).to(device)
         return cls(model, W2V2Processor.from_pretrained(name_or_path), **kwargs)
@@ -297,10 +311,22 @@ def _seconds(path: Path) -> float:
             return 0.0
 
 
-def build_lm_decoder(tokenizer, lm_path: str, *, alpha: float = 0.5, beta: float = 1.0, beam_width: int = 32):
+def build_lm_decoder(tokenizer, lm_path: str, *, alpha: float | None = None, beta: float | None = None, beam_width: int = 32):
     """Beam search with an n-gram LM: ``log_probs (T, V) -> (text, [(word, start, end)])``
-    (:class:`w2v2.training.language_model.NgramCTCDecoder`)."""
+    (:class:`w2v2.training.language_model.NgramCTCDecoder`; alpha/beta None: the LM folder's own)."""
     return NgramCTCDecoder(tokenizer, lm_path, alpha=alpha, beta=beta, beam_width=beam_width)
+
+
+def has_language_model(name_or_path: str) -> bool:
+    """Whether a model folder (or Hub repo) carries an LM as ``language_model/`` (``W2V2ProcessorWithLM``)."""
+    if Path(name_or_path).is_dir():
+        return (Path(name_or_path) / "language_model").is_dir()
+    try:
+        from huggingface_hub import file_exists
+
+        return file_exists(name_or_path, "language_model/attrs.json")
+    except Exception:  # noqa: BLE001  (offline, no such repo: no LM to use)
+        return False
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -312,11 +338,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     transcriber = Transcriber.from_pretrained(
         args.model_name_or_path, device=args.device, chunk_length_s=args.chunk_length_s,
         stride_length_s=args.stride_length_s, batch_size=args.batch_size, mixed_precision=args.mixed_precision,
-        int8=args.int8, torch_compile=args.torch_compile,
+        int8=args.int8, torch_compile=args.torch_compile, backend=args.backend,
     )  # fmt: skip
+    if args.lm and args.no_lm:
+        raise ValueError("--lm and --no_lm contradict each other; pass one of them.")
     if args.lm:
         transcriber.lm_decoder = build_lm_decoder(transcriber.processor.tokenizer, args.lm, alpha=args.lm_alpha,
                                                   beta=args.lm_beta, beam_width=args.beam_width)  # fmt: skip
+    elif not args.no_lm and has_language_model(args.model_name_or_path):
+        from ..processing import W2V2ProcessorWithLM
+
+        decoder = W2V2ProcessorWithLM.from_pretrained(args.model_name_or_path).decoder
+        decoder.set_weights(decoder.alpha if args.lm_alpha is None else args.lm_alpha, decoder.beta if args.lm_beta is None else args.lm_beta)
+        decoder.beam_width = args.beam_width
+        transcriber.lm_decoder = decoder
     out = open(args.output_file, "w") if args.output_file else sys.stdout
     results = []
     try:
@@ -345,9 +380,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
 def cli() -> None:
     """``w2v2-transcribe`` (a console script must return None: ``sys.exit`` prints anything else and exits 1).
 
-    Exit status 1 when some file could not be transcribed (after writing every other one).
+    Exit status 1 when some file could not be transcribed (after writing every other one), 2 on
+    an error in the input (one line, cli_errors).
     """
-    if any("error" in r for r in main()):
+    from w2v2.cli_errors import run_cli
+
+    if any("error" in r for r in run_cli(main)):
         sys.exit(1)
 
 
