@@ -121,6 +121,12 @@ def decode_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
 _EXACT_SEEK_FORMATS = frozenset({"WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64", "CAF"})
 
 
+def _crop_window(samples: int, wanted: int, offset: float) -> tuple[int, int]:
+    """(start, length) of a crop of ``min(samples, wanted)`` samples, placed by ``offset`` in [0, 1)."""
+    length = min(samples, wanted)
+    return int(offset * (samples - length + 1)), length
+
+
 def refuse_non_finite(audio: np.ndarray, name: str) -> None:
     """``RuntimeError`` (what readers skip and count) when ``audio`` holds NaN or infinite samples:
     a float WAV can, and one such clip would turn every loss it enters NaN."""
@@ -331,26 +337,29 @@ class AudioBatches:
         give the same samples. Raises RuntimeError (counted and skipped) on undecodable audio.
         """
         audio = example.get("_audio")
-        if audio is None and item is not None and self._partial_reads and (not self.normalize or item in self._stats):
-            clip = self._read_clip(example[self.audio_column], item, wanted, offset)
-            if clip is not None:
-                return clip if len(clip) else None
-        if audio is None:
-            audio = decode_audio(example[self.audio_column], self.sampling_rate)
-        if len(audio) < self.min_sample_size or len(audio) == 0:
+        stats = self._stats.get(item) if item is not None else None
+        clip = None
+        if audio is None and item is not None and self._partial_reads and (stats is not None or not self.normalize):
+            clip = self._read_clip(example[self.audio_column], wanted, offset)
+        if clip is None:  # the whole file
+            if audio is None:
+                audio = decode_audio(example[self.audio_column], self.sampling_rate)
+            if len(audio) < max(self.min_sample_size, 1):
+                return None
+            if self.normalize:  # per utterance, before cropping (fairseq's task.normalize)
+                stats = (audio.mean(), np.sqrt(audio.var() + 1e-5))
+                if item is not None:
+                    self._stats[item] = stats
+            start, length = _crop_window(len(audio), wanted, offset)
+            clip = audio[start : start + length]
+        elif not len(clip):
             return None
-        if self.normalize:  # per utterance, before cropping (fairseq's task.normalize)
-            stats = (audio.mean(), np.sqrt(audio.var() + 1e-5))
-            if item is not None:
-                self._stats[item] = stats
-        length = min(len(audio), wanted)
-        start = int(offset * (len(audio) - length + 1))
-        clip = audio[start : start + length]
         return (clip - stats[0]) / stats[1] if self.normalize else clip
 
-    def _read_clip(self, value: dict, item: int, wanted: int, offset: float) -> np.ndarray | None:
-        """The clip read alone with soundfile (empty when too short); None when the file needs a
-        full decode (another rate, or a format soundfile cannot open)."""
+    def _read_clip(self, value: dict, wanted: int, offset: float) -> np.ndarray | None:
+        """The clip read alone with soundfile, unnormalised (empty when the file is too short);
+        None when the file needs a full decode (another rate, a lossy format, or one soundfile
+        cannot open)."""
         import soundfile as sf
 
         data, path = value.get("bytes"), value.get("path")
@@ -361,10 +370,10 @@ class AudioBatches:
         with f:
             if f.samplerate != self.sampling_rate or f.format not in _EXACT_SEEK_FORMATS or not f.seekable():
                 return None
-            if f.frames < self.min_sample_size or f.frames == 0:
+            if f.frames < max(self.min_sample_size, 1):
                 return np.zeros(0, dtype=np.float32)
-            length = min(f.frames, wanted)
-            f.seek(int(offset * (f.frames - length + 1)))
+            start, length = _crop_window(f.frames, wanted, offset)
+            f.seek(start)
             try:
                 clip = f.read(length, dtype="float32", always_2d=True).mean(axis=1)  # (samples,)
             except Exception as error:  # noqa: BLE001
@@ -372,9 +381,6 @@ class AudioBatches:
         refuse_non_finite(clip, path or "<bytes>")
         if len(clip) < length:  # the header overstates the length: a damaged file
             raise RuntimeError(f"cannot decode {path or '<bytes>'}: {len(clip)} samples read of the {length} its header promises")
-        if self.normalize:
-            mean, scale = self._stats[item]
-            clip = (clip - mean) / scale
         return clip
 
     def _materialize(self, members, epoch: int, b: int) -> AudioBatch | None:

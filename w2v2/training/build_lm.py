@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     if outside:
         print(f"warning: {sum(outside.values())} characters of the text are outside the vocabulary ({''.join(outside)}): "
               "words holding them can never be decoded.", file=sys.stderr)  # fmt: skip
-    decoder = None
+    processor = decoder = None  # loaded once, for tuning and attaching alike
     if args.tune_dataset:
         from ..modeling import W2V2ForCTC
         from ..processing import W2V2Processor
@@ -79,11 +79,12 @@ def main(argv: list[str] | None = None) -> dict:
         best = tune_lm_weights(decoder, log_probs, references, alphas=args.alphas, betas=args.betas)
         write_lm_weights(args.out, best["alpha"], best["beta"])
         report["tuned"] = {"split": args.tune_split, "utterances": len(references), **best}
-    if args.attach:
+    if args.attach:  # the decoder as tuned (its weights are those now in attrs.json), or a fresh one
         from ..processing import W2V2Processor, W2V2ProcessorWithLM
 
-        processor = W2V2Processor.from_pretrained(args.model)
-        W2V2ProcessorWithLM.from_processor(processor, args.out, beam_width=args.beam_width).save_pretrained(args.model)
+        processor = processor or W2V2Processor.from_pretrained(args.model)
+        decoder = decoder or NgramCTCDecoder(processor.tokenizer, args.out, beam_width=args.beam_width)
+        W2V2ProcessorWithLM(processor.feature_extractor, processor.tokenizer, decoder).save_pretrained(args.model)
         report["attached_to"] = args.model
     print(json.dumps(report, indent=1, ensure_ascii=False))
     return report

@@ -47,6 +47,7 @@ DEFAULT_ALPHA, DEFAULT_BETA = 0.5, 1.0
 # pyctcdecode's defaults for the other two weights: log-prob offset of words outside the unigrams,
 # and scoring the sentence boundaries <s> and </s>
 DEFAULT_ATTRS = {"unk_score_offset": -10.0, "score_boundary": True}
+DEFAULT_WEIGHTS = {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}  # an attrs.json of a fresh LM
 
 
 def find_kenlm_tool(name: str = "lmplz") -> Path:
@@ -92,15 +93,15 @@ def _lm_parts(lm: str | os.PathLike) -> tuple[Path, list[str] | None, dict]:
     if lm.is_dir() and (lm / MODEL_LM_DIR).is_dir():
         lm = lm / MODEL_LM_DIR
     if lm.is_file():
-        return lm, None, {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}
+        return lm, None, dict(DEFAULT_WEIGHTS)
     if not lm.is_dir():
-        raise ValueError(f"lm={str(lm)!r} does not exist; pass an ARPA or kenlm binary file, or a folder written by w2v2-build-lm.")
+        raise ValueError(f"lm={str(lm)!r} is not a file; pass an ARPA or kenlm binary n-gram model, or a w2v2-build-lm folder.")
     models = [lm / BINARY_FILE] if (lm / BINARY_FILE).is_file() else []
     models += sorted(p for suffix in KENLM_SUFFIXES for p in lm.glob(f"*{suffix}") if p.name != BINARY_FILE)
     if not models or not (lm / UNIGRAMS_FILE).is_file():
         raise ValueError(f"lm={str(lm)!r} is a folder without a kenlm model (*.bin, *.arpa) and {UNIGRAMS_FILE}; "
                          "write one with w2v2-build-lm --text FILE --out DIR.")  # fmt: skip
-    attrs = {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}
+    attrs = dict(DEFAULT_WEIGHTS)
     if (lm / ATTRS_FILE).is_file():
         attrs.update(json.loads((lm / ATTRS_FILE).read_text()))
     return models[0], (lm / UNIGRAMS_FILE).read_text(encoding="utf-8").split(), attrs
@@ -130,8 +131,6 @@ class NgramCTCDecoder:
             raise ValueError("LM decoding needs pyctcdecode and kenlm: pip install 'w2v2[lm]' (or decode greedily).") from error
         if beam_width < 1:
             raise ValueError(f"beam_width={beam_width} must be >= 1.")
-        if not Path(lm).exists():
-            raise ValueError(f"lm={str(lm)!r} is not a file; pass an ARPA or kenlm binary n-gram model, or a w2v2-build-lm folder.")
         self.lm_file, unigrams, attrs = _lm_parts(lm)
         alpha = float(attrs["alpha"] if alpha is None else alpha)
         beta = float(attrs["beta"] if beta is None else beta)
@@ -320,7 +319,7 @@ def build_lm_folder(text_files: Sequence[str | os.PathLike], out: str | os.PathL
         (out / BINARY_FILE).unlink()  # an earlier build's: it would not match the new ARPA
     unigrams = _arpa_unigrams(arpa)
     (out / UNIGRAMS_FILE).write_text("".join(word + "\n" for word in sorted(unigrams)), encoding="utf-8")
-    (out / ATTRS_FILE).write_text(json.dumps({"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}, indent=1) + "\n")
+    (out / ATTRS_FILE).write_text(json.dumps(DEFAULT_WEIGHTS, indent=1) + "\n")
     report = {
         "order": order, "sentences": len(lines), "words": sum(line.count(" ") + 1 for line in lines),
         "unigrams": len(unigrams), "binary": binary_tool is not None, "text_files": [str(p) for p in text_files],
@@ -336,7 +335,7 @@ def write_lm_weights(lm_folder: str | os.PathLike, alpha: float, beta: float) ->
     if (folder / MODEL_LM_DIR).is_dir():
         folder = folder / MODEL_LM_DIR
     path = folder / ATTRS_FILE
-    attrs = {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}
+    attrs = dict(DEFAULT_WEIGHTS)
     if path.is_file():
         attrs.update(json.loads(path.read_text()))
     attrs.update(alpha=float(alpha), beta=float(beta))
