@@ -77,7 +77,7 @@ def test_padded_batches_with_attention_mask_match_torch(layer_norm_export, train
     assert runner.takes_attention_mask
     for lengths in ([16_000, 9_600], [700, 31_000, 12_345], [5_000]):
         values, mask = runner.prepare(_clips(train_files, lengths))
-        reference = W2V2Processor.from_pretrained(layer_norm_export / "model")(_clips(train_files, lengths), sampling_rate=16_000)
+        reference = W2V2Processor.from_pretrained(layer_norm_export / "model")(_clips(train_files, lengths), sampling_rate=16_000, padding=True)
         np.testing.assert_allclose(values, np.stack(reference["input_values"]), atol=1e-6)  # prepare() = the feature extractor
         with torch.no_grad():
             expected = model(torch.from_numpy(values), attention_mask=torch.from_numpy(mask)).logits.numpy()

@@ -442,7 +442,7 @@ def test_finetune_command_pushes_a_private_model_with_its_card(hub_server, tmp_p
     assert repo["private"] is True
     assert {"model.safetensors", "config.json", "vocab.json", "processor_config.json", "README.md"} <= set(tree)
     card = hub_server.store.entry_path(tree["README.md"]).read_text()
-    assert "train_wer" in card and "library_name: w2v2" in card
+    assert "train_wer" in card and "library_name: transformers" in card  # w2v2-finetune saves transformers' format
     # What was pushed is what was saved.
     pushed = hub_server.store.entry_path(tree["model.safetensors"]).read_bytes()
     assert pushed == (tmp_path / "out" / "model.safetensors").read_bytes()

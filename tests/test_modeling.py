@@ -43,7 +43,7 @@ def _encoder_grads(feature_grad_mult):
     return [p.grad for p in model.wav2vec2.feature_extractor.parameters()], model
 
 
-@pytest.mark.parametrize("c_in, kernel, stride", [(1, 16, 8), (32, 8, 4), (8, 5, 5), (8, 3, 2), (4, 10, 5)])
+@pytest.mark.parametrize("c_in, kernel, stride", [(1, 16, 8), (32, 8, 4), (32, 4, 2), (16, 12, 4), (8, 5, 5), (8, 3, 2), (4, 10, 5)])
 def test_time_major_convolution_equals_conv1d_with_gradients(c_in, kernel, stride):
     from w2v2.modeling.components import conv1d_time_major
 

@@ -428,20 +428,27 @@ def processor():
 
 
 def test_processor_call_and_pad(processor):
+    """transformers' outputs by default; ``label_pad_id`` gives CTC labels in one call
+    (the full comparison with transformers is tests/test_processor_contract.py)."""
     audio = [_noise(1000, seed=10), _noise(600, seed=11)]
-    out = processor(audio=audio, sampling_rate=SR, text=["HELLO", "A TEST"], return_tensors="pt")
+    out = processor(audio=audio, sampling_rate=SR, text=["HELLO", "A TEST"], return_tensors="pt", label_pad_id=LABEL_PAD_ID)
     assert out["input_values"].shape == out["attention_mask"].shape == (2, 1000)
     labels = out["labels"]
     assert labels.shape == (2, 6) and labels[0, 5] == LABEL_PAD_ID and (labels[1] != LABEL_PAD_ID).all()
     assert processor.batch_decode(labels, group_tokens=False) == ["HELLO", "A TEST"]
+    as_transformers = processor(audio=audio, sampling_rate=SR, text=["HELLO", "A TEST"], padding=True, return_tensors="pt")
+    assert as_transformers["labels"][0, 5] == processor.tokenizer.pad_token_id
 
     features = [{"input_values": processor.feature_extractor(a, sampling_rate=SR)["input_values"][0]} for a in audio]
     label_ids = [processor.tokenizer(t).input_ids for t in ["HELLO", "A TEST"]]
-    collated = processor.pad(features, labels=label_ids)
+    collated = processor.pad(features, labels=label_ids, label_pad_id=LABEL_PAD_ID, return_tensors="pt")
     torch.testing.assert_close(collated["input_values"], out["input_values"])
     torch.testing.assert_close(collated["labels"], labels)
     only_labels = processor.pad(labels=[{"input_ids": [3, 4]}, {"input_ids": [5]}], return_tensors="np")
-    assert only_labels["labels"].tolist() == [[3, 4], [5, LABEL_PAD_ID]]
+    assert only_labels["input_ids"].tolist() == [[3, 4], [5, processor.tokenizer.pad_token_id]]
+    assert only_labels["attention_mask"].tolist() == [[1, 1], [1, 0]]
+    for_ctc = processor.pad(labels=[[3, 4], [5]], label_pad_id=LABEL_PAD_ID, return_tensors="np")
+    assert for_ctc["labels"].tolist() == [[3, 4], [5, LABEL_PAD_ID]]
     assert processor(text="HELLO").input_ids == processor.tokenizer("HELLO").input_ids
     assert processor.model_input_names == ["input_values", "attention_mask", "labels"]
 

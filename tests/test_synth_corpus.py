@@ -63,7 +63,7 @@ def test_audiofolder_loads_every_split_with_matching_durations(corpus, tmp_path)
     for split in SPLITS:
         dset = datasets.load_dataset("audiofolder", data_dir=str(corpus / split), split="train",
                                      cache_dir=str(tmp_path / "hf"))
-        assert dset.column_names == ["audio", "transcription", "speaker", "engine", "duration"]
+        assert dset.column_names == ["audio", "transcription", "speaker", "engine", "duration", "phonemes"]
         assert len(dset) == len(read_metadata(corpus, split))
         for example in dset:
             samples = example["audio"].get_all_samples()  # torchcodec AudioDecoder

@@ -109,6 +109,20 @@ class W2V2Config(Wav2Vec2Config):
         trainers update it every step and it is saved in ``config.json``.
     pretrain_mask_time_prob, pretrain_mask_time_length, pretrain_mask_time_min_masks:
         Span masking of the pretraining objective (paper: p * M = 0.65, M = 10, at least 2 spans).
+        transformers has no such fields: an export of a pretraining model carries them into
+        ``mask_time_*``, the fields its pretraining reads (``w2v2.modeling.conversion``).
+    quantizer (`str`, defaults to ``"gumbel"``):
+        Z -> Q of the pretraining objective: ``"gumbel"`` (wav2vec 2.0's Gumbel-softmax product
+        quantizer) or ``"kmeans"`` (vq-wav2vec's nearest-codeword quantizer with a straight-through
+        gradient: ``w2v2.modeling.components.KmeansVectorQuantizer``). transformers has only the first.
+    kmeans_commitment_weight (`float`, defaults to 0.25), kmeans_loss_weight (`float`, defaults to 1.0):
+        gamma of vq-wav2vec's commitment term, and the weight of its codebook + commitment loss
+        in the pretraining loss (the paper adds it with weight 1). Read only with ``quantizer="kmeans"``.
+    tokenizer_class (`str`, defaults to ``"W2V2CTCTokenizer"``):
+        The tokenizer ``AutoTokenizer.from_pretrained(folder, config=config)`` builds when the
+        folder has no tokenizer_config.json (transformers' CTC example takes this path when the
+        config names a tokenizer class; its other path, ``tokenizer_type=config.model_type``,
+        reads a table of transformers' own model types that ``w2v2`` is not in).
 
     Presets: :meth:`base` and :meth:`large` (the paper's BASE and LARGE), :meth:`tiny` (tests).
     """
@@ -124,6 +138,10 @@ class W2V2Config(Wav2Vec2Config):
     pretrain_mask_time_prob: float | int = 0.65
     pretrain_mask_time_length: int = 10
     pretrain_mask_time_min_masks: int = 2
+    tokenizer_class: str | None = "W2V2CTCTokenizer"
+    quantizer: str = "gumbel"
+    kmeans_commitment_weight: float | int = 0.25
+    kmeans_loss_weight: float | int = 1.0
 
     def __post_init__(self, **kwargs):
         if self.gumbel_temperature is None:
@@ -194,7 +212,13 @@ class W2V2Config(Wav2Vec2Config):
         for field in ("mask_time_min_masks", "mask_feature_min_masks", "pretrain_mask_time_min_masks"):
             if getattr(self, field) < 0:
                 refuse(field, "is negative", "use 0 or more")
-        for field in ("feature_grad_mult", "feature_penalty_weight", "diversity_loss_weight"):
+        if self.quantizer not in ("gumbel", "kmeans"):
+            refuse("quantizer", "is not a known quantizer", "use 'gumbel' (wav2vec 2.0) or 'kmeans' (vq-wav2vec)")
+        if self.quantizer == "kmeans" and self.conv_dim[-1] % self.num_codevector_groups != 0:
+            refuse("quantizer", f"needs conv_dim[-1]={self.conv_dim[-1]} divisible by num_codevector_groups="
+                   f"{self.num_codevector_groups} (its projection is grouped)", "change one of them")  # fmt: skip
+        for field in ("feature_grad_mult", "feature_penalty_weight", "diversity_loss_weight", "kmeans_commitment_weight",
+                      "kmeans_loss_weight"):
             if getattr(self, field) < 0:
                 refuse(field, "is negative", "use 0 or a positive weight")
         if self.contrastive_logits_temperature <= 0:

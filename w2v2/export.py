@@ -1,4 +1,8 @@
-"""Export a fine-tuned CTC model for CPU deployment: ONNX, optionally with int8 matrix products.
+"""Export a model: ONNX for CPU deployment (optionally with int8 matrix products), or
+transformers' format for people without w2v2 (``--format transformers``, any folder w2v2
+writes: :func:`w2v2.hub.export_transformers`).
+
+    w2v2-export --format transformers runs/pt runs/pt-hf
 
     w2v2-export --format onnx [--int8] runs/base-10min exported/
 
@@ -31,7 +35,7 @@ from .processing import W2V2Processor, receptive_field
 
 __all__ = ["EXPORT_FORMATS", "OnnxTranscriberModel", "export_onnx", "main"]
 
-EXPORT_FORMATS = ("onnx",)
+EXPORT_FORMATS = ("onnx", "transformers")
 DEFAULT_OPSET = 18  # torch.onnx's dynamo exporter's own
 CTC_ARCHITECTURES = ("W2V2ForCTC", "Wav2Vec2ForCTC")
 QUANTIZED_OPS = ["MatMul", "Gemm"]  # not Conv (module docstring)
@@ -177,13 +181,24 @@ class OnnxTranscriberModel:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(prog="w2v2-export", description="Export a fine-tuned CTC model for deployment.")
-    parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    parser = argparse.ArgumentParser(prog="w2v2-export", description="Export a model for deployment or for transformers.")
+    parser.add_argument("--format", required=True, choices=EXPORT_FORMATS,
+                        help="onnx: a fine-tuned CTC model for onnxruntime; transformers: any w2v2 folder for transformers alone")
     parser.add_argument("--int8", action="store_true", help="dynamic int8 quantization of the matrix products (not the convolutions)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    parser.add_argument("model", help="a fine-tuned CTC folder (w2v2-finetune's output_dir)")
-    parser.add_argument("out", help="a new or empty folder, or an earlier export to replace")
+    parser.add_argument("model", help="onnx: a fine-tuned CTC folder (w2v2-finetune's output_dir); transformers: any "
+                                      "folder w2v2 writes, checkpoints included")
+    parser.add_argument("out", help="onnx: a new or empty folder, or an earlier export to replace; transformers: a new "
+                                    "or empty folder")
     args = parser.parse_args(argv)
+    if args.format == "transformers":
+        if args.int8:
+            raise ValueError("--int8 applies to --format onnx only; drop it for --format transformers.")
+        from .hub import export_transformers
+
+        out = export_transformers(args.model, args.out)
+        print(f"wrote {out} (transformers' format)")
+        return out
     path = export_onnx(args.model, args.out, int8=args.int8, opset=args.opset)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path

@@ -4,6 +4,7 @@ from 10 minutes of labels. One command, on a CPU, on the project's synthetic cor
     .venv/bin/python examples/low_resource/run.py --variant short   # <= 15 min on 2 cores
     .venv/bin/python examples/low_resource/run.py --variant full    # <= 90 min on 2 cores
     .venv/bin/python examples/low_resource/run.py --variant smoke   # a minute or two (CI)
+    .venv/bin/python examples/low_resource/run.py --variant short --labels phonemes  # phone recognition, PER
 
 Steps: 1. generate the demo corpus; 2. pretrain a small model on its unlabeled split;
 3. fine-tune it with CTC on train_10min (and train_1h in the full variant); 4. fine-tune the
@@ -14,6 +15,11 @@ fine-tuned model again with beam search and a word trigram LM of the corpus's tr
 results.md / results.json (greedy and LM figures, three test_clean utterances as reference /
 greedy / with LM), the pretraining and fine-tuning curves and comparison.png (validation CER
 of both inits against updates) as PNG, and keep every model with its processor under --out.
+
+``--labels phonemes`` fine-tunes on the corpus's ``phonemes`` column instead (space-separated
+IPA phones, a symbol tokenizer) and reports the phone error rate (PER) of both inits; step 6 (a
+word LM) does not apply. Its runs (``*_phonemes``), ``results_phonemes.md/json`` and
+``comparison_phonemes.png`` sit beside the character runs, so one --out shares one pretraining.
 """
 
 import argparse
@@ -76,17 +82,24 @@ VARIANTS = {
     ),
 }
 TEST_SPLITS = ("test_clean", "test_other")
+LABELS = ("transcription", "phonemes")  # corpus column fine-tuned on: characters, or phones (PER)
 LM_ORDER = 3
 SHOWN_UTTERANCES = 3  # test_clean utterances printed as reference / greedy / with LM
 
 
-def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: Path, variant: Variant, seed: int) -> dict:
-    """One CTC fine-tuning run; ``start`` None means random initialisation of ``config``."""
-    name = f"{'pretrained' if start else 'scratch'}_{split}"
+def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: Path, variant: Variant, seed: int,
+             labels: str = "transcription") -> dict:  # fmt: skip
+    """One CTC fine-tuning run; ``start`` None means random initialisation of ``config``; ``labels``
+    "phonemes": a phone recognizer (symbol tokenizer), picked and scored by PER."""
+    phonemes = labels == "phonemes"
+    name = f"{'pretrained' if start else 'scratch'}_{split}" + ("_phonemes" if phonemes else "")
+    metric = "per" if phonemes else "cer"
     # The baseline trains its feature encoder f: X -> Z too: a frozen random f would handicap it.
     model_args = ModelArguments(model_name_or_path=start, from_scratch=start is None, config_name=str(config),
-                                freeze_feature_encoder=start is not None, **variant.finetune_model)
-    data_args = DataArguments(dataset_name_or_path=str(corpus), train_split=split, eval_split="validation", test_splits=list(TEST_SPLITS))
+                                freeze_feature_encoder=start is not None, symbols=phonemes,
+                                **variant.finetune_model)  # fmt: skip
+    data_args = DataArguments(dataset_name_or_path=str(corpus), train_split=split, eval_split="validation", test_splits=list(TEST_SPLITS),
+                              text_column=labels)  # fmt: skip
     training_args = CTCTrainingArguments(
         output_dir=str(out / name),
         max_steps=variant.finetune_steps,
@@ -98,17 +111,18 @@ def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: 
         per_device_train_batch_size=8,
         per_device_eval_batch_size=8,
         seed=seed,
-        metric_for_best_model="cer",  # WER stays near 1.0 at this scale while CER moves (the issue's note)
+        metric_for_best_model=metric,  # WER stays near 1.0 at this scale while CER moves (the issue's note)
         report_to="none",
         # run again into the same --out: continue (or keep) the earlier run instead of refusing
         resume_from_checkpoint="last" if any((out / name).glob("checkpoint-*")) else None,
     )
     result = finetune_ctc(model_args, data_args, training_args)
     history = [r for r in result.trainer.state.log_history if "step" in r]
-    plot_curves(history, out / name / "finetuning_curves.png", panels=[("loss", "CTC loss (train)"), ("eval_loss", "CTC loss (validation)"), ("eval_wer", "WER (validation)"), ("eval_cer", "CER (validation)"), ("learning_rate", "learning rate")], title=name)
+    rates = [("eval_per", "PER (validation)")] if phonemes else [("eval_wer", "WER (validation)"), ("eval_cer", "CER (validation)")]
+    plot_curves(history, out / name / "finetuning_curves.png", panels=[("loss", "CTC loss (train)"), ("eval_loss", "CTC loss (validation)"), *rates, ("learning_rate", "learning rate")], title=name)
     return {"run": name, "labels": split, "init": "pretrained" if start else "random", "updates": result.trainer.state.global_step,
             **{k: v for k, v in result.metrics.items() if k.split("_", 1)[0] in ("test", "train") or k.startswith(TEST_SPLITS)},
-            "validation_cer_curve": [(r["step"], r["eval_cer"]) for r in history if "eval_cer" in r]}  # fmt: skip
+            f"validation_{metric}_curve": [(r["step"], r[f"eval_{metric}"]) for r in history if f"eval_{metric}" in r]}  # fmt: skip
 
 
 @torch.no_grad()
@@ -142,11 +156,31 @@ def decode_with_lm(run_dir: Path, corpus: Path, lm: Path) -> dict:
     return scores
 
 
-def plot_comparison(out: Path, rows: list[dict], label_splits: tuple[str, ...]) -> Path:
-    """Validation CER against fine-tuning updates, pretrained and random init on one panel per label split."""
-    runs = {init: [{"step": step, r["labels"]: cer} for r in rows if r["init"] == init for step, cer in r["validation_cer_curve"]]
+def plot_comparison(out: Path, rows: list[dict], label_splits: tuple[str, ...], metric: str = "cer") -> Path:
+    """Validation CER (PER) against fine-tuning updates, pretrained and random init on one panel per label split."""
+    runs = {init: [{"step": step, r["labels"]: rate} for r in rows if r["init"] == init for step, rate in r[f"validation_{metric}_curve"]]
             for init in dict.fromkeys(r["init"] for r in rows)}  # fmt: skip
-    return plot_curves(runs, out / "comparison.png", panels=[(s, f"validation CER, {s}") for s in label_splits], title="pretrained vs random init")
+    name = "comparison.png" if metric == "cer" else f"comparison_{'phonemes' if metric == 'per' else metric}.png"
+    return plot_curves(runs, out / name, panels=[(s, f"validation {metric.upper()}, {s}") for s in label_splits], title="pretrained vs random init")
+
+
+def write_phoneme_results(out: Path, rows: list[dict], meta: dict) -> Path:
+    """results_phonemes.json (everything) and results_phonemes.md: PER of both inits (greedy decoding)."""
+    (out / "results_phonemes.json").write_text(json.dumps({"meta": meta, "runs": rows}, indent=2))
+    lines = [f"# Low-resource phoneme recognition ({meta['variant']} variant, seed {meta['seed']})", "",
+             "Phone error rate (PER: edit distance over IPA phone sequences / reference phones), greedy decoding.", "",
+             "| labels | init | " + " | ".join(f"{s} PER" for s in TEST_SPLITS) + " |", "|---|---|" + "---|" * len(TEST_SPLITS)]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['labels']} | {r['init']} | " + " | ".join(f"{r.get(f'{s}_per', float('nan')):.3f}" for s in TEST_SPLITS) + " |")
+    for split in meta["label_splits"]:
+        pre, base = (next(r for r in rows if r["labels"] == split and r["init"] == init) for init in ("pretrained", "random"))
+        ratios = {s: pre.get(f"{s}_per", float("nan")) / max(base.get(f"{s}_per", float("nan")), 1e-9) for s in TEST_SPLITS}
+        lines.append(f"\n{split}: PER ratio pretrained / random init: " + ", ".join(f"{s} **{v:.2f}**" for s, v in ratios.items()))
+    lines += ["", "Timings (minutes): " + ", ".join(f"{k} {v:.1f}" for k, v in meta["minutes"].items()),
+              f"Pretraining curves: {meta['pretraining_curves']}", f"Validation PER, pretrained vs random init: {meta['comparison']}"]
+    path = out / "results_phonemes.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def write_results(out: Path, rows: list[dict], meta: dict) -> Path:
@@ -189,16 +223,20 @@ def main(argv=None):
     parser.add_argument("--corpus", type=Path, default=None, help="corpus folder (default: <out>/corpus; generated if incomplete)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="processes for corpus generation")
+    parser.add_argument("--labels", choices=LABELS, default="transcription",
+                        help="fine-tune on characters (WER/CER, word LM) or on the corpus's IPA phonemes (PER)")
     args = parser.parse_args(argv)
     variant = VARIANTS[args.variant]
-    find_kenlm_tool("lmplz")  # step 6 needs it: fail now, not after the training
+    phonemes = args.labels == "phonemes"
+    if not phonemes:
+        find_kenlm_tool("lmplz")  # step 6 needs it: fail now, not after the training
     out = args.out or Path("outputs") / f"low_resource_{args.variant}"
     out.mkdir(parents=True, exist_ok=True)
     minutes = {}
 
     # 1. the corpus
     start = time.time()
-    corpus = ensure_corpus(args.corpus or out / "corpus", seed=args.seed, jobs=args.jobs, progress=True, **variant.corpus)
+    corpus = ensure_corpus(args.corpus or out / "corpus", seed=args.seed, jobs=args.jobs, progress=True, phonemes=phonemes, **variant.corpus)
     minutes["corpus"] = (time.time() - start) / 60
 
     # 2. pretraining on the unlabeled split
@@ -216,8 +254,17 @@ def main(argv=None):
     for split in variant.label_splits:
         for init in (str(pretrained), None):
             start = time.time()
-            rows.append(finetune(out, corpus, split, start=init, config=config, variant=variant, seed=args.seed))
+            rows.append(finetune(out, corpus, split, start=init, config=config, variant=variant, seed=args.seed, labels=args.labels))
             minutes[rows[-1]["run"]] = (time.time() - start) / 60
+    if phonemes:  # no word LM for phones: the report of PER
+        meta = {"variant": args.variant, "seed": args.seed, "labels": args.labels, "label_splits": variant.label_splits, "minutes": minutes,
+                "budget": asdict(variant), "pretraining_curves": str(Path(pretrained) / "pretraining_curves.png")}  # fmt: skip
+        meta["comparison"] = str(plot_comparison(out, rows, variant.label_splits, metric="per"))
+        report = write_phoneme_results(out, rows, meta)
+        print(report.read_text())
+        print(f"Results: {report} and {out / 'results_phonemes.json'}")
+        print(f"Models (each with its processor): {pretrained}, " + ", ".join(str(out / r['run']) for r in rows))
+        return
 
     # 6. the language model (its text holds no validation or test sentence: w2v2.data.text splits by hash)
     start = time.time()

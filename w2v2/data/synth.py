@@ -7,8 +7,13 @@ not LibriSpeech figures. Layout (Hugging Face ``audiofolder``, 16 kHz mono FLAC)
 
     OUT/corpus.json                  arguments and per-split totals ("complete": true)
     OUT/lm_text.txt                  LM text: the sentence pool less held-out sentences
-    OUT/SPLIT/metadata.csv           file_name,transcription,speaker,engine,duration
+    OUT/SPLIT/metadata.csv           file_name,transcription,speaker,engine,duration,phonemes
     OUT/SPLIT/utt_000000.flac ...
+
+``phonemes``: the space-separated IPA phonemes of what was spoken, as espeak-ng prints them
+(``w2v2.data.tts.synthesize_with_phonemes``), for phoneme recognition. Corpora made before the
+column existed load as they are; generating again with the same arguments (or
+``ensure_corpus(..., phonemes=True)``) adds it without touching the audio.
 
 Splits, after Libri-light / LibriSpeech:
 
@@ -73,18 +78,18 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .text import Sentence, load_sentences
-from .tts import (SAMPLE_RATE, Voice, add_noise, check_engines, set_level, synthesize, to_int16,
-                  voices)
+from .tts import (SAMPLE_RATE, Voice, add_noise, check_engines, phonemes_of, set_level,
+                  synthesize_with_phonemes, to_int16, voices)
 
 __all__ = ["CorpusConfig", "SPLITS", "LM_TEXT_FILE", "default_corpus_dir", "ensure_corpus", "generate_corpus",
-           "load_corpus", "main", "write_lm_text"]
+           "has_phonemes", "load_corpus", "main", "write_lm_text"]
 
 FORMAT_VERSION = 1
 # Text for a word LM (w2v2-build-lm): the sentence pool less every held-out sentence. Written
 # when missing, not checked by completeness, so corpora made before it existed stay valid.
 LM_TEXT_FILE = "lm_text.txt"
 HELD_OUT_SPLITS = ("validation", "test_clean", "test_other")
-METADATA_COLUMNS = ("file_name", "transcription", "speaker", "engine", "duration")
+METADATA_COLUMNS = ("file_name", "transcription", "speaker", "engine", "duration", "phonemes")
 PRETRAIN_SECONDS = (5.0, 15.0)
 PRETRAIN_SENTENCES = (2, 4)
 SECONDS_PER_WORD = 0.29  # espeak-ng and flite at their default rate, measured
@@ -226,13 +231,16 @@ def _train_sentences_by_length() -> dict[int, list[Sentence]]:
     return by_length
 
 
-def render(utt: Utterance) -> tuple[np.ndarray, str]:
-    """Synthesize one utterance: (int16 samples at 16 kHz, transcription)."""
+def _spoken_text(sentences: list[Sentence]) -> str:
+    return " ".join(s.spoken if s.spoken[-1] in ".?!" else s.spoken + "." for s in sentences)
+
+
+def render(utt: Utterance) -> tuple[np.ndarray, str, str]:
+    """Synthesize one utterance: (int16 samples at 16 kHz, transcription, phonemes)."""
     sentences = list(utt.sentences)
     lo, hi = PRETRAIN_SECONDS
     while True:
-        text = " ".join(s.spoken if s.spoken[-1] in ".?!" else s.spoken + "." for s in sentences)
-        audio = synthesize(utt.voice, text, utt.rate, utt.pitch)
+        audio, phonemes = synthesize_with_phonemes(utt.voice, _spoken_text(sentences), utt.rate, utt.pitch)
         too_long = len(audio) > hi * SAMPLE_RATE
         if not (SPLITS[utt.split].pretrain and too_long and len(sentences) > PRETRAIN_SENTENCES[0]):
             break
@@ -240,13 +248,27 @@ def render(utt: Utterance) -> tuple[np.ndarray, str]:
     transcription = " ".join(s.transcription for s in sentences)
     if SPLITS[utt.split].pretrain:
         if too_long:  # still over 15 s with two sentences: cut, and the label no longer fits
-            audio, transcription = audio[: int(hi * SAMPLE_RATE)], ""
+            audio, transcription, phonemes = audio[: int(hi * SAMPLE_RATE)], "", ""
         audio = np.pad(audio, (0, max(0, int(lo * SAMPLE_RATE) - len(audio))))
     audio = set_level(audio, utt.level_dbfs)
     if utt.snr_db is not None:
         noise_rng = np.random.default_rng(utt.noise_seed)
         audio = add_noise(audio, utt.snr_db, utt.noise_colour, noise_rng)
-    return to_int16(audio), transcription
+    return to_int16(audio), transcription, phonemes
+
+
+def _with_phonemes(out_dir: str, utt: Utterance, record: dict) -> dict:
+    """A record of an earlier run, without ``phonemes``, with them: the sentences of ``utt`` that its
+    transcription holds, read by espeak-ng (no audio is made); the record is rewritten."""
+    spoken = []
+    for sentence in utt.sentences:
+        if " ".join(s.transcription for s in spoken) == record["transcription"]:
+            break
+        spoken.append(sentence)
+    phonemes = phonemes_of(utt.voice, _spoken_text(spoken)) if record["transcription"] else ""
+    record = {**record, "phonemes": phonemes}
+    _write_atomic(_paths(Path(out_dir), utt.split, utt.index)[1], json.dumps(record))
+    return record
 
 
 def _make(out_dir: str, utt: Utterance, reuse_split: str | None) -> dict:
@@ -258,10 +280,11 @@ def _make(out_dir: str, utt: Utterance, reuse_split: str | None) -> dict:
         record = json.loads(source.read_text())
         shutil.copyfile(source_flac, partial)
     else:
-        samples, transcription = render(utt)
+        samples, transcription, phonemes = render(utt)
         sf.write(partial, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
         record = {"transcription": transcription, "speaker": utt.voice.speaker,
-                  "engine": utt.voice.engine, "duration": round(len(samples) / SAMPLE_RATE, 5)}
+                  "engine": utt.voice.engine, "duration": round(len(samples) / SAMPLE_RATE, 5),
+                  "phonemes": phonemes}
     os.replace(partial, flac)
     record = {**record, "file_name": flac.name}
     _write_atomic(record_path, json.dumps(record))
@@ -319,8 +342,12 @@ def _generate_split(out: Path, config: CorpusConfig, split: str, pool: Executor,
             index, next_index = next_index, next_index + 1
             flac, record_path = _paths(out, split, index)
             if record_path.exists() and flac.exists():
-                records[index] = json.loads(record_path.read_text())  # made by an earlier run
-                done_s += records[index]["duration"]
+                record = json.loads(record_path.read_text())  # made by an earlier run
+                if "phonemes" not in record:  # ... before the column existed
+                    pending[pool.submit(_with_phonemes, str(out), plan_utterance(config, split, index), record)] = index
+                    continue
+                records[index] = record
+                done_s += record["duration"]
                 continue
             utt = plan_utterance(config, split, index)
             pending[pool.submit(_make, str(out), utt, reuse)] = index
@@ -418,19 +445,26 @@ def default_corpus_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "w2v2" / "synth-corpus"
 
 
-def ensure_corpus(out_dir: str | os.PathLike | None = None, **kwargs) -> Path:
+def ensure_corpus(out_dir: str | os.PathLike | None = None, *, phonemes: bool = False, **kwargs) -> Path:
     """The corpus directory, generated (or finished) only when not already complete.
 
     ``kwargs`` are those of :func:`generate_corpus`; a complete corpus made with other
-    arguments raises ValueError.
+    arguments raises ValueError. ``phonemes=True``: a corpus made before the ``phonemes`` column
+    existed gets it (espeak-ng reads the texts again; the audio is kept).
     """
     out = Path(out_dir) if out_dir is not None else default_corpus_dir()
     config = CorpusConfig(**{k: v for k, v in kwargs.items() if k not in ("jobs", "progress")})
-    if not _is_complete(out, config):
+    if not _is_complete(out, config) or (phonemes and not has_phonemes(out)):
         generate_corpus(out, **kwargs)
     if not (out / LM_TEXT_FILE).exists():
         write_lm_text(out)
     return out
+
+
+def has_phonemes(out_dir: str | os.PathLike) -> bool:
+    """Whether every split's metadata.csv has the ``phonemes`` column (older corpora lack it)."""
+    files = [Path(out_dir) / s / "metadata.csv" for s in SPLITS]
+    return all("phonemes" in f.open().readline().strip().split(",") for f in files if f.exists())
 
 
 def write_lm_text(out_dir: str | os.PathLike) -> Path:

@@ -12,10 +12,18 @@ Three Debian engines, each called as a subprocess that writes a WAV file:
 Audio is then resampled to 16 kHz (soxr), set to a random level, optionally mixed with
 coloured noise at a random SNR, and quantised to int16. Noise comes from a numpy
 ``Generator`` that the caller seeds, so the output is a pure function of the arguments.
+
+Phonemes (:func:`synthesize_with_phonemes`, :func:`phonemes_of`): espeak-ng prints the IPA
+phonemes of what it reads (``--ipa --sep=" "``), in the same call that speaks for its own voices
+(same voice, same text); flite and festival read with the CMU US English lexicon, so their
+phonemes are espeak-ng's ``en-us``. Stress marks and language-switch flags are left out, so a
+text's phonemes are space-separated symbols such as ``ð ə  h ɛ v ə n`` -> ``ð ə h ɛ v ə n``
+(diphthongs and long vowels, ``eɪ``, ``iː``, are one symbol each; no word boundaries).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,8 +34,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-__all__ = ["ENGINES", "SAMPLE_RATE", "Voice", "add_noise", "check_engines", "set_level",
-           "synthesize", "to_int16", "voices"]
+__all__ = ["ENGINES", "SAMPLE_RATE", "Voice", "add_noise", "check_engines", "phonemes_of", "set_level",
+           "synthesize", "synthesize_with_phonemes", "to_int16", "voices"]
 
 SAMPLE_RATE = 16_000
 
@@ -46,6 +54,9 @@ HELD_OUT_FLITE_VOICES = ("rms",)
 FLITE_F0 = {"kal16": 105.0, "awb": 110.0, "rms": 105.0, "slt": 170.0}
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 ENGINES = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}  # name -> binary
+PHONEME_FLAGS = ["--ipa", "--sep= "]  # espeak-ng: IPA, phonemes separated by spaces (words by two)
+LEXICON_VOICE = "en-us"  # espeak-ng voice whose phonemes stand for flite's and festival's (CMU US lexicon)
+_NOT_PHONEMES = re.compile(r"\([a-z-]+\)|[ˈˌ]")  # language-switch flags "(fr)", primary/secondary stress
 
 
 @dataclass(frozen=True)
@@ -83,12 +94,41 @@ def synthesize(voice: Voice, text: str, rate: float, pitch: float) -> np.ndarray
 
     ``rate`` and ``pitch`` are factors around 1.0 (1.2 = 20 % faster / higher).
     """
+    return _synthesize(voice, text, rate, pitch, with_phonemes=False)[0]
+
+
+def synthesize_with_phonemes(voice: Voice, text: str, rate: float, pitch: float) -> tuple[np.ndarray, str]:
+    """:func:`synthesize`, and the phonemes of what is spoken (module docstring): for espeak-ng
+    voices printed by the very call that speaks, for the others by :func:`phonemes_of`."""
+    audio, phonemes = _synthesize(voice, text, rate, pitch, with_phonemes=True)
+    return audio, phonemes if phonemes is not None else phonemes_of(voice, text)
+
+
+def phonemes_of(voice: Voice, text: str) -> str:
+    """The space-separated IPA phonemes espeak-ng reads ``text`` with, in ``voice``'s accent
+    (``en-us`` for flite and festival voices); no audio is made."""
+    name = voice.name if voice.engine == "espeak-ng" else LEXICON_VOICE
+    with tempfile.TemporaryDirectory(prefix="w2v2-tts-") as tmp:
+        txt = Path(tmp) / "in.txt"
+        txt.write_text(text + "\n")
+        return _clean_phonemes(_run(["espeak-ng", "-q", "-v", name, *PHONEME_FLAGS, "-f", str(txt)]))
+
+
+def _clean_phonemes(printed: str) -> str:
+    return " ".join(_NOT_PHONEMES.sub("", printed).split())
+
+
+def _synthesize(voice: Voice, text: str, rate: float, pitch: float, with_phonemes: bool) -> tuple[np.ndarray, str | None]:
+    phonemes = None
     with tempfile.TemporaryDirectory(prefix="w2v2-tts-") as tmp:
         wav, txt = Path(tmp) / "out.wav", Path(tmp) / "in.txt"
         txt.write_text(text + "\n")
         if voice.engine == "espeak-ng":
             cmd = ["espeak-ng", "-v", voice.name, "-s", str(round(175 * rate)),
                    "-p", str(round(min(50 * pitch**2, 99))), "-f", str(txt), "-w", str(wav)]
+            if with_phonemes:  # printed while it speaks: the same audio, byte for byte
+                phonemes = _clean_phonemes(_run(cmd + PHONEME_FLAGS))
+                cmd = None
         elif voice.engine == "flite":
             cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={1 / rate:.3f}",
                    "--setf", f"int_f0_target_mean={FLITE_F0[voice.name] * pitch:.1f}",
@@ -102,18 +142,21 @@ def synthesize(voice: Voice, text: str, rate: float, pitch: float) -> np.ndarray
                    "tempo", "-s", f"{rate:.3f}", "pitch", f"{1200 * np.log2(pitch):.0f}"]
         else:
             raise ValueError(f"voice.engine={voice.engine!r} is unknown; use one of {sorted(ENGINES)}")
-        _run(cmd)
+        if cmd is not None:
+            _run(cmd)
         audio, sr = sf.read(wav, dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
     if sr != SAMPLE_RATE:
         audio = soxr.resample(audio, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
-    return audio
+    return audio, phonemes
 
 
-def _run(cmd: list[str]) -> None:
+def _run(cmd: list[str]) -> str:
+    """Run ``cmd``; its standard output."""
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
 
 
 def set_level(audio: np.ndarray, rms_dbfs: float) -> np.ndarray:

@@ -10,12 +10,14 @@ Reductions, next to transformers' ``Wav2Vec2ForPreTraining``:
   sum by N before the optimizer step. w2v2's ``loss`` is that per-frame value,
   (L_m + alpha * L_d * N + beta * penalty * N) / N, so it reads in nats per masked frame
   (chance level: ln(K + 1)) and does not change scale with the batch size.
+
+Fine-tuning's CTC loss is torch's; :func:`ctc_frames_needed` says which labels it cannot align.
 """
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["contrastive_logits", "contrastive_loss", "diversity_loss"]
+__all__ = ["contrastive_logits", "contrastive_loss", "ctc_frames_needed", "diversity_loss", "pretraining_loss"]
 
 
 def contrastive_logits(
@@ -74,6 +76,29 @@ def contrastive_loss(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return loss, accuracy
 
 
+def pretraining_loss(contrastive, diversity, penalty, kmeans=None, *, config):
+    """The objective per masked frame, from per-frame terms (tensors or floats): L = L_m + alpha
+    L_d + beta P, plus ``kmeans_loss_weight`` L_k with vq-wav2vec's k-means quantizer (it has no
+    L_d). The model's ``loss`` and the trainer's logged ``loss`` are both this one formula."""
+    loss = contrastive + config.diversity_loss_weight * diversity + config.feature_penalty_weight * penalty
+    return loss if kmeans is None else loss + config.kmeans_loss_weight * kmeans
+
+
 def diversity_loss(perplexity: torch.Tensor, num_codevectors: int) -> torch.Tensor:
     """L_d = (G*V - perplexity) / (G*V): 0 when all G*V codewords are used equally often."""
     return (num_codevectors - perplexity) / num_codevectors
+
+
+def ctc_frames_needed(labels: torch.Tensor, pad_token_id: int | None = None) -> torch.Tensor:
+    """Fewest frames a CTC alignment of each label sequence needs: U tokens plus one blank
+    between each pair of equal neighbours. More than the utterance has frames, and CTC's loss
+    is inf (0 under ``zero_infinity``).
+
+    labels (Tensor): Shape: [batch, label_len], padded with -100 (or ``pad_token_id``).
+    Returns a Tensor of Shape: [batch].
+    """
+    tokens = labels >= 0
+    if pad_token_id is not None:
+        tokens &= labels != pad_token_id
+    repeats = ((labels[:, 1:] == labels[:, :-1]) & tokens[:, 1:] & tokens[:, :-1]).sum(-1)  # (B,)
+    return tokens.sum(-1) + repeats

@@ -14,8 +14,9 @@ from transformers.modeling_outputs import CausalLMOutput, Wav2Vec2BaseModelOutpu
 from transformers.utils import ModelOutput
 
 from ..configuration import W2V2Config
-from .components import Encoder, FeatureEncoder, FeatureProjection, GumbelVectorQuantizer, PositionalConvEmbedding, grad_multiply
-from .losses import contrastive_logits, contrastive_loss, diversity_loss
+from .components import (Encoder, FeatureEncoder, FeatureProjection, GumbelVectorQuantizer, KmeansVectorQuantizer,
+                         PositionalConvEmbedding, grad_multiply)
+from .losses import contrastive_logits, contrastive_loss, ctc_frames_needed, diversity_loss, pretraining_loss
 from .masking import compute_span_mask, sample_negatives
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ class W2V2ForPreTrainingOutput(ModelOutput):
     as transformers). ``loss`` differs in reduction: it is per masked frame, (L_m + alpha L_d N + beta P N) / N
     (see ``w2v2.modeling.losses``). Added: ``feature_penalty`` (P), ``contrastive_accuracy``,
     ``code_perplexity`` (hard choices), ``prob_perplexity`` (softmax), ``num_masked`` (N) and
-    the ``mask_time_indices`` used. With ``quantize_masked_only=True`` the two (B, T, D)
+    the ``mask_time_indices`` used; with ``config.quantizer="kmeans"``, ``kmeans_loss`` (vq-wav2vec's
+    codebook + commitment loss L_k, a mean, already in ``loss`` with ``kmeans_loss_weight``). With ``quantize_masked_only=True`` the two (B, T, D)
     projections are not computed and are None.
     """
 
@@ -59,6 +61,7 @@ class W2V2ForPreTrainingOutput(ModelOutput):
     prob_perplexity: torch.FloatTensor | None = None
     num_masked: torch.LongTensor | None = None
     mask_time_indices: torch.BoolTensor | None = None
+    kmeans_loss: torch.FloatTensor | None = None
 
 
 # A pretraining checkpoint carries the quantizer and projections; the encoder and CTC models
@@ -111,6 +114,12 @@ class W2V2PreTrainedModel(PreTrainedModel):
             init.normal_(module.weight_proj.weight, mean=0.0, std=1.0)
             init.zeros_(module.weight_proj.bias)
             init.uniform_(module.codevectors)
+        elif isinstance(module, KmeansVectorQuantizer):
+            bound = math.sqrt(1 / module.weight.shape[1])  # a 1x1 convolution's default, fan-in C/G
+            init.uniform_(module.weight, a=-bound, b=bound)
+            init.normal_(module.codevectors, mean=0.0, std=0.01)  # vq-wav2vec's codebook initialisation
+            init.ones_(module.norm.weight)
+            init.zeros_(module.norm.bias)
         elif isinstance(module, PositionalConvEmbedding):
             # weight = g * v / ||v||: draw v, start with g = ||v|| so that weight = v.
             conv = module.conv
@@ -268,13 +277,11 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         super().__init__(config)
         self.wav2vec2 = W2V2Model(config)
         self.dropout_features = nn.Dropout(config.feat_quantizer_dropout)
-        self.quantizer = GumbelVectorQuantizer(
-            config.conv_dim[-1],
-            config.num_codevector_groups,
-            config.num_codevectors_per_group,
-            config.codevector_dim,
-            temperature=config.gumbel_temperature,
-        )
+        quantizer_sizes = (config.conv_dim[-1], config.num_codevector_groups, config.num_codevectors_per_group, config.codevector_dim)
+        if config.quantizer == "kmeans":
+            self.quantizer = KmeansVectorQuantizer(*quantizer_sizes, gamma=config.kmeans_commitment_weight)
+        else:
+            self.quantizer = GumbelVectorQuantizer(*quantizer_sizes, temperature=config.gumbel_temperature)
         self.project_hid = nn.Linear(config.hidden_size, config.proj_codevector_dim)
         self.project_q = nn.Linear(config.codevector_dim, config.proj_codevector_dim)
         self.post_init()
@@ -292,6 +299,25 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
 
     def freeze_feature_encoder(self):
         self.wav2vec2.freeze_feature_encoder()
+
+    @torch.no_grad()
+    def quantize(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Discrete speech units: input_values (B, S) -> codes (B, T, G), int64 in [0, V).
+
+        The codebook entry that each frame's unmasked, normalised Z picks in every group, without
+        Gumbel noise (fairseq's ``quantize`` / ``forward_idx``); f and the quantizer run, the
+        Transformer does not. Deterministic in train and eval mode alike (dropout is skipped).
+        Frames past an utterance's end (by ``attention_mask``) are -1.
+        """
+        cfg = self.config
+        check_inputs(input_values, attention_mask, receptive_field=cfg.receptive_field, dtype=self.dtype)
+        z = self.wav2vec2.feature_extractor(input_values).transpose(1, 2)  # (B, T, C)
+        z_norm = self.wav2vec2.feature_projection.layer_norm(z)  # the quantizer's input, as in forward
+        codes = self.quantizer.codes(z_norm)  # (B, T, G)
+        if attention_mask is not None:
+            frames = self._get_feature_vector_attention_mask(codes.shape[1], attention_mask)  # (B, T)
+            codes = codes.masked_fill(~frames.bool()[..., None], -1)
+        return codes
 
     def sample_masks(self, input_values, attention_mask=None, generator=None):
         """Draw the pretraining mask (B, T) and distractor indices (B, T, K) for a batch, in torch
@@ -335,6 +361,7 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         negatives = sampled_negative_indices.reshape(B * T, -1)[masked].long()  # (N, K) distractor frames
         features = self.dropout_features(outputs.extract_features)  # (B, T, C) unmasked Z
 
+        kmeans = cfg.quantizer == "kmeans"
         if quantize_masked_only:
             # The frames the loss reads; row[i] is frame i's row among them.
             needed = mask.reshape(-1).clone()
@@ -345,10 +372,15 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
             # 1. context vectors c_t of the masked frames, projected to the codevector space: (N, D)
             c_masked = self.project_hid(outputs.last_hidden_state.reshape(B * T, -1)[masked])
             # 2. targets q = Z -> Q of the unmasked features, projected: (M, D)
-            quantized = self.quantizer(features.reshape(B * T, -1)[needed], mask.reshape(-1)[needed])
-            q_rows = self.project_q(quantized["q"].to(self.project_q.weight.dtype))
+            if kmeans:  # its group norm reads whole utterances: quantize every frame, keep the rows needed
+                quantized = self.quantizer(features, mask)
+                q_needed, codes = quantized["q"].reshape(B * T, -1)[needed], quantized["codes"].reshape(B * T, -1)[needed]
+            else:
+                quantized = self.quantizer(features.reshape(B * T, -1)[needed], mask.reshape(-1)[needed])
+                q_needed, codes = quantized["q"], quantized["codes"]
+            q_rows = self.project_q(q_needed.to(self.project_q.weight.dtype))
             c = q = None
-            positives, negatives, codes = row[masked], row[negatives], quantized["codes"]
+            positives, negatives = row[masked], row[negatives]
         else:
             # 1. c_t for every frame: (B, T, D); 2. q_t for every frame: (B, T, D). Only masked
             #    frames enter the loss and the perplexities.
@@ -364,11 +396,19 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         # 6. L_d from the perplexity over masked frames. In training it is the softmax
         #    (prob) perplexity as in the paper and fairseq; in eval transformers uses the hard
         #    (code) perplexity, and so do we, so that validation figures agree with it.
+        #    vq-wav2vec's k-means quantizer has no L_d; its codebook and commitment loss L_k
+        #    (a mean over frames) takes that place.
         num_codevectors = cfg.num_codevector_groups * cfg.num_codevectors_per_group
         num_masked = mask.sum()
-        loss_d = diversity_loss(quantized["codevector_perplexity"], num_codevectors) * num_masked  # L_d * N, as transformers
-        # 7. L = (L_m + alpha * L_d * N + beta * penalty * N) / N, per masked frame
-        loss = (loss_m + cfg.diversity_loss_weight * loss_d) / num_masked.clamp(min=1) + cfg.feature_penalty_weight * outputs.feature_penalty
+        if kmeans:
+            loss_d = torch.zeros((), device=loss_m.device)
+            loss_k = quantized["kmeans_loss"]
+        else:
+            loss_d = diversity_loss(quantized["codevector_perplexity"], num_codevectors) * num_masked  # L_d * N, as transformers
+            loss_k = None
+        # 7. L = (L_m + alpha * L_d * N + beta * penalty * N) / N (+ w_k * L_k), per masked frame
+        frames = num_masked.clamp(min=1)
+        loss = pretraining_loss(loss_m / frames, loss_d / frames, outputs.feature_penalty, loss_k, config=cfg)
 
         output = W2V2ForPreTrainingOutput(
             loss=loss,
@@ -385,6 +425,7 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
             prob_perplexity=quantized["prob_perplexity"],
             num_masked=num_masked,
             mask_time_indices=mask,
+            kmeans_loss=loss_k,
         )
         return self._outputs(output, return_dict)
 
@@ -428,7 +469,7 @@ class W2V2ForCTC(W2V2PreTrainedModel):
             samples = attention_mask.long().sum(-1) if attention_mask is not None else torch.full((input_values.shape[0],), input_values.shape[-1], device=input_values.device)
             input_lengths = self._get_feat_extract_output_lengths(samples).long()  # (B,)
             targets_mask = (labels >= 0) & (labels != cfg.pad_token_id)  # (B, U)
-            self._warn_impossible_alignments(labels, targets_mask, input_lengths)
+            self._warn_impossible_alignments(labels, input_lengths)
             log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32).transpose(0, 1)  # (T, B, V)
             with torch.backends.cudnn.flags(enabled=False):
                 loss = F.ctc_loss(
@@ -443,12 +484,11 @@ class W2V2ForCTC(W2V2PreTrainedModel):
         output = CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return self._outputs(output, return_dict)
 
-    def _warn_impossible_alignments(self, labels, targets_mask, input_lengths) -> None:
+    def _warn_impossible_alignments(self, labels, input_lengths) -> None:
         """Count and warn about labels CTC cannot align: U tokens plus a blank between each
         repeated pair need more frames than the utterance has (their loss is then inf, or 0
         under ``ctc_zero_infinity``, silently). ``impossible_alignments`` counts them."""
-        repeats = ((labels[:, 1:] == labels[:, :-1]) & targets_mask[:, 1:] & targets_mask[:, :-1]).sum(-1)
-        needed = targets_mask.sum(-1) + repeats  # (B,)
+        needed = ctc_frames_needed(labels, self.config.pad_token_id)  # (B,)
         impossible = int((needed > input_lengths).sum())
         if impossible:
             self.impossible_alignments = getattr(self, "impossible_alignments", 0) + impossible

@@ -15,9 +15,10 @@ import numpy as np
 import soxr
 import torch
 from transformers import BatchFeature, SequenceFeatureExtractor
+from transformers.processing_utils import AudioKwargs
 from transformers.utils import PaddingStrategy, logging
 
-__all__ = ["W2V2FeatureExtractor", "receptive_field"]
+__all__ = ["W2V2FeatureExtractor", "W2V2AudioKwargs", "receptive_field"]
 
 logger = logging.get_logger(__name__)
 
@@ -28,6 +29,14 @@ NORM_EPS = 1e-7  # variance floor of transformers' Wav2Vec2FeatureExtractor
 # Full scale of signed PCM: int16 in [-32768, 32767] / 32768 lies in [-1, 1).
 _PCM_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
 _MONO_MODES = (None, "mean")
+
+
+class W2V2AudioKwargs(AudioKwargs, total=False):
+    """Arguments of ``W2V2FeatureExtractor.__call__`` beyond transformers' ``AudioKwargs``;
+    declared so that ``W2V2Processor`` routes them to the feature extractor."""
+
+    resample: bool
+    mono: str | None
 
 
 def receptive_field(conv_kernel: Sequence[int], conv_stride: Sequence[int]) -> int:
@@ -70,6 +79,7 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
     """
 
     model_input_names = ["input_values", "attention_mask"]
+    valid_kwargs = W2V2AudioKwargs
 
     def __init__(
         self,
@@ -105,7 +115,7 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
     def __call__(
         self,
         raw_speech: Any,
-        padding: bool | str | PaddingStrategy = "longest",
+        padding: bool | str | PaddingStrategy | None = None,
         max_length: int | None = None,
         truncation: bool = False,
         pad_to_multiple_of: int | None = None,
@@ -125,7 +135,9 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
                 ``AudioDecoder`` (what datasets 5.x yields). A 2-D array or tensor is a
                 batch of equal-length utterances ``(batch, samples)``; inside a list, a
                 dict or a decoder, 2-D means channels.
-            padding: ``"longest"``/True, ``"max_length"`` or False/``"do_not_pad"``.
+            padding: ``"longest"``/True, ``"max_length"`` or False/``"do_not_pad"``. None (the
+                default): ``"longest"`` when ``return_tensors`` is set (a batch tensor needs
+                it), else False, as transformers' default.
             max_length: Length for ``"max_length"`` padding and for truncation.
             truncation: Cut utterances longer than ``max_length``.
             pad_to_multiple_of: Round the padded length up to a multiple of this.
@@ -160,6 +172,8 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
             for index, item in enumerate(_split_batch(raw_speech))
         ]
         want_mask = self.return_attention_mask if return_attention_mask is None else return_attention_mask
+        if padding is None:
+            padding = "longest" if return_tensors is not None else False
         padded = self.pad(
             BatchFeature({"input_values": batch}),
             padding=padding,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from transformers import BatchFeature, ProcessorMixin
+from transformers import BatchEncoding, BatchFeature, ProcessorMixin
 
 from .feature_extraction import W2V2FeatureExtractor
 from .tokenization import W2V2CTCTokenizer, W2V2CTCTokenizerOutput, offsets_to_seconds
@@ -46,91 +46,87 @@ class W2V2Processor(ProcessorMixin):
         )
 
     def __call__(
-        self,
-        audio: Any = None,
-        text: str | list[str] | None = None,
-        sampling_rate: int | None = None,
-        padding: bool | str = "longest",
-        return_tensors: str | None = None,
-        **audio_kwargs: Any,
-    ) -> BatchFeature:
-        """Features of ``audio`` and/or labels of ``text``.
+        self, audio: Any = None, text: str | list[str] | None = None, *, label_pad_id: int | None = None, **kwargs: Any
+    ) -> BatchFeature | BatchEncoding:
+        """Features of ``audio`` and/or ids of ``text``, as transformers' ``Wav2Vec2Processor``.
 
         Args:
             audio: Anything ``W2V2FeatureExtractor`` takes (one utterance or a batch).
             text: Transcript(s), one per utterance.
-            sampling_rate: Rate of raw audio arrays, in Hz.
-            padding: Padding of both audio and labels.
-            return_tensors: ``"pt"``, ``"np"`` or None.
-            audio_kwargs: More ``W2V2FeatureExtractor.__call__`` arguments (``resample``,
-                ``mono``, ``return_attention_mask``, ...).
+            label_pad_id: w2v2's addition. None (default): transformers' output. An id (CTC
+                fine-tuning: ``LABEL_PAD_ID``, -100): ``labels`` (batch, max_label_len) padded
+                to the longest transcript with this id, ready for the CTC loss.
+            kwargs: Routed as in transformers 5: per modality (``audio_kwargs={...}``,
+                ``text_kwargs={...}``), or flat (``sampling_rate``, ``padding``, ``max_length``,
+                ``return_tensors``, ``resample``, ``mono``, ...) to every part that takes them.
 
         Returns:
-            With audio: ``input_values`` (batch, samples) [+ ``attention_mask``] and, with
-            text, ``labels`` (batch, max_label_len) padded with -100. Text alone: the
-            tokenizer's ``input_ids``/``attention_mask``.
+            Audio alone: the feature extractor's ``input_values`` [+ ``attention_mask``]. Text
+            alone: the tokenizer's ``input_ids`` and ``attention_mask`` (``labels`` with
+            ``label_pad_id``). Both: the features plus ``labels``, the tokenizer's
+            ``input_ids`` (padded with ``<pad>`` when ``padding`` asks, with ``label_pad_id``
+            when given).
         """
         if audio is None and text is None:
             raise ValueError("W2V2Processor needs audio=..., text=... or both; got neither.")
-        if text is not None and audio is None:
-            return self.tokenizer(text, padding=padding, return_tensors=return_tensors)
-        features = self.feature_extractor(
-            audio, sampling_rate=sampling_rate, padding=padding, return_tensors=return_tensors, **audio_kwargs
-        )
-        if text is not None:
-            texts = [text] if isinstance(text, str) else list(text)
-            if len(texts) != len(features["input_values"]):
-                raise ValueError(
-                    f"got {len(features['input_values'])} utterances but {len(texts)} transcripts; pass one "
-                    "transcript per utterance."
-                )
-            encoded = self.tokenizer(texts)
-            features["labels"] = self._pad_labels(encoded["input_ids"], return_tensors)
+        output_kwargs = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+        features = None if audio is None else self.feature_extractor(audio, **output_kwargs["audio_kwargs"])
+        if text is None:
+            return features
+        texts = [text] if isinstance(text, str) else list(text)
+        if features is not None and len(features["input_values"]) != len(texts):
+            raise ValueError(f"got {len(features['input_values'])} utterances but {len(texts)} transcripts; pass one "
+                             "transcript per utterance.")  # fmt: skip
+        text_kwargs = output_kwargs["text_kwargs"]
+        if label_pad_id is None:
+            encodings = self.tokenizer(text, **text_kwargs)
+            labels = encodings["input_ids"]
+        else:
+            ids = _ctc_labels(self.tokenizer(texts, **_for_ctc_labels(text_kwargs)), label_pad_id)
+            encodings = BatchEncoding({"labels": ids}, tensor_type=text_kwargs.get("return_tensors"))
+            labels = encodings["labels"]
+        if features is None:
+            return encodings
+        features["labels"] = labels
         return features
 
-    def pad(
-        self,
-        input_features: list[dict[str, Any]] | None = None,
-        labels: list[Any] | None = None,
-        return_tensors: str | None = "pt",
-        **kwargs: Any,
-    ) -> BatchFeature:
-        """Pad already-processed examples into a batch: the core of a CTC data collator.
+    def pad(self, *args: Any, label_pad_id: int | None = None, **kwargs: Any) -> BatchFeature | BatchEncoding:
+        """Pad already-processed examples into a batch, as transformers' ``Wav2Vec2Processor.pad``.
+
+        ``pad(input_features)`` (or ``input_features=``) is ``W2V2FeatureExtractor.pad``;
+        ``pad(labels=[{"input_ids": ...}, ...])`` is the tokenizer's ``pad`` (``input_ids``
+        padded with ``<pad>``, and ``attention_mask``); with both, the features plus
+        ``labels`` (the padded ``input_ids``). Other ``kwargs`` (``padding``,
+        ``pad_to_multiple_of``, ``return_tensors`` (default None), ...) go to both.
 
         Args:
-            input_features: ``[{"input_values": ...}, ...]`` from the feature extractor.
-            labels: Label id sequences, as lists/arrays or ``{"input_ids": ...}`` dicts.
-            return_tensors: ``"pt"`` (default), ``"np"`` or None.
-            kwargs: ``W2V2FeatureExtractor.pad`` arguments (``padding``,
-                ``pad_to_multiple_of``, ``return_attention_mask``, ...).
-
-        Returns:
-            ``input_values`` (batch, samples) [+ ``attention_mask``] and ``labels``
-            (batch, max_label_len) with -100 after each sequence.
+            label_pad_id: w2v2's addition. An id (CTC fine-tuning: ``LABEL_PAD_ID``, -100):
+                ``labels`` (batch, max_label_len) with this id after each sequence, what
+                transformers' CTC collator makes with ``masked_fill(attention_mask.ne(1), -100)``.
+                Label sequences may then also be plain lists of ids.
         """
+        input_features = kwargs.pop("input_features", None)
+        labels = kwargs.pop("labels", None)
+        if args:
+            input_features, args = args[0], args[1:]
         if input_features is None and labels is None:
             raise ValueError("W2V2Processor.pad needs input_features=..., labels=... or both; got neither.")
-        batch = BatchFeature({}, tensor_type=return_tensors)
         if input_features is not None:
-            batch = self.feature_extractor.pad(input_features, return_tensors=return_tensors, **kwargs)
+            input_features = self.feature_extractor.pad(input_features, *args, **kwargs)
         if labels is not None:
-            sequences = [item["input_ids"] if isinstance(item, dict) else item for item in labels]
-            batch["labels"] = self._pad_labels(sequences, return_tensors)
-        return batch
-
-    @staticmethod
-    def _pad_labels(sequences: list[Any], return_tensors: str | None) -> Any:
-        """(batch, max_len) ids with ``LABEL_PAD_ID`` after each sequence."""
-        sequences = [np.asarray(s, dtype=np.int64).reshape(-1) for s in sequences]
-        width = max((len(s) for s in sequences), default=0)
-        padded = np.full((len(sequences), width), LABEL_PAD_ID, dtype=np.int64)
-        for row, s in zip(padded, sequences):
-            row[: len(s)] = s
-        if return_tensors == "pt":
-            return torch.from_numpy(padded)
-        if return_tensors == "np":
-            return padded
-        return padded.tolist()
+            if label_pad_id is None:
+                labels = self.tokenizer.pad(labels, **kwargs)
+            else:
+                if isinstance(labels, (list, tuple)):
+                    labels = [item if isinstance(item, Mapping) else {"input_ids": item} for item in labels]
+                padded = self.tokenizer.pad(labels, **_for_ctc_labels(kwargs))
+                labels = BatchEncoding({"labels": _ctc_labels(padded, label_pad_id)}, tensor_type=kwargs.get("return_tensors"))
+        if labels is None:
+            return input_features
+        if input_features is None:
+            return labels
+        input_features["labels"] = labels["labels" if label_pad_id is not None else "input_ids"]
+        return input_features
 
     def batch_decode(self, *args: Any, **kwargs: Any) -> list[str] | W2V2CTCTokenizerOutput:
         """``W2V2CTCTokenizer.batch_decode``."""
@@ -151,3 +147,16 @@ class W2V2Processor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return list(self.feature_extractor.model_input_names) + ["labels"]
+
+
+def _for_ctc_labels(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Tokenizer arguments that give rectangular ids and their mask as lists: padded to the
+    longest unless ``padding`` says otherwise (``"max_length"``)."""
+    return {**kwargs, "padding": kwargs.get("padding") or "longest", "return_attention_mask": True, "return_tensors": None}
+
+
+def _ctc_labels(encodings: Any, label_pad_id: int) -> list[list[int]]:
+    """``input_ids`` (batch, max_len) with ``label_pad_id`` wherever ``attention_mask`` is 0."""
+    ids = np.asarray(encodings["input_ids"], dtype=np.int64).reshape(len(encodings["input_ids"]), -1)  # (B, L)
+    mask = np.asarray(encodings["attention_mask"]).reshape(ids.shape)  # (B, L)
+    return np.where(mask == 1, ids, label_pad_id).tolist()

@@ -12,6 +12,14 @@ the CTC head (``config.vocab_size``); a vocabulary written by transformers'
 
 A literal ``|`` in a transcript is not the word delimiter: it is encoded as ``<unk>`` and
 reported by :meth:`W2V2CTCTokenizer.find_oov` (pick another ``word_delimiter_token`` to keep it).
+
+**Symbol mode** (``phone_delimiter_token=" "``): a text is a sequence of symbols separated by
+spaces (phones, ``"h ə l oʊ"``, or any unit inventory), one id per symbol however many
+characters it has. The word delimiter, when there is one, is a symbol like the others
+(``"h ə | w ɜː"``), as in transformers' ``Wav2Vec2PhonemeCTCTokenizer``, whose ``vocab.json`` and
+``tokenizer_config.json`` (``phone_delimiter_token``, ``word_delimiter_token``, ``do_phonemize``)
+this mode reads and writes. Decoding is the same CTC collapse, and joins symbols with spaces.
+w2v2 never phonemizes: texts must already be symbols (the demo corpus's ``phonemes`` column).
 """
 
 from __future__ import annotations
@@ -52,11 +60,12 @@ class W2V2CTCTokenizerOutput(ModelOutput):
     word_offsets: Offsets | list[Offsets] | None = None
 
 
-def word_offsets_from_chars(char_offsets: Offsets, delimiter: str = " ") -> Offsets:
+def word_offsets_from_chars(char_offsets: Offsets, delimiter: str = " ", joiner: str = "") -> Offsets:
     """Group character offsets into words, split at ``delimiter`` characters.
 
     ``[{"char": "H", "start_offset": 0, "end_offset": 1}, ...]`` ->
-    ``[{"word": "HI", "start_offset": 0, "end_offset": 4}, ...]``.
+    ``[{"word": "HI", "start_offset": 0, "end_offset": 4}, ...]``; ``joiner=" "`` keeps the
+    symbols of a word apart (symbol mode: ``"h ə"``).
     """
     words: Offsets = []
     in_word = False
@@ -64,7 +73,7 @@ def word_offsets_from_chars(char_offsets: Offsets, delimiter: str = " ") -> Offs
         if offset["char"] == delimiter:
             in_word = False
         elif in_word:
-            words[-1]["word"] += offset["char"]
+            words[-1]["word"] += joiner + offset["char"]
             words[-1]["end_offset"] = offset["end_offset"]
         else:
             words.append(
@@ -93,15 +102,21 @@ def offsets_to_seconds(offsets: Offsets, inputs_to_logits_ratio: int, sampling_r
 
 
 class W2V2CTCTokenizer(PreTrainedTokenizer):
-    """Character tokenizer for CTC with ``<pad>`` as the blank.
+    """Character tokenizer for CTC with ``<pad>`` as the blank (or, with ``phone_delimiter_token=" "``,
+    a tokenizer of space-separated symbols: phones, units).
 
     Args:
         vocab_file: Path to a ``vocab.json`` mapping characters to ids (the format of
             transformers' ``Wav2Vec2CTCTokenizer``). Give this or ``vocab``.
         vocab: The mapping itself, instead of a file.
-        unk_token, pad_token: Unknown character and CTC blank; both must be in the vocab.
-        word_delimiter_token: Stands for a space between words; must be in the vocab.
-        replace_word_delimiter_char: What the delimiter decodes to.
+        unk_token, pad_token: Unknown character and CTC blank; both must be in the vocab, or
+            added tokens of a folder saved by transformers (as phoneme vocabularies are).
+        word_delimiter_token: Stands for a space between words; must be in the vocab. In symbol
+            mode it may be None (no word boundaries).
+        replace_word_delimiter_char: What the delimiter decodes to: a space for characters, the
+            delimiter itself in symbol mode (the defaults).
+        phone_delimiter_token: None (default): one token per character. ``" "``: symbol mode,
+            one token per space-separated symbol (see the module docstring).
         case_folding: None, ``"lower"`` or ``"upper"``: applied to text before encoding.
         do_lower_case: transformers' flag, kept so their files load with the same ids:
             it *upper*-cases text before encoding and lower-cases decoded text.
@@ -118,42 +133,56 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
         vocab: dict[str, int] | None = None,
         unk_token: str = "<unk>",
         pad_token: str = "<pad>",
-        word_delimiter_token: str = "|",
-        replace_word_delimiter_char: str = " ",
+        word_delimiter_token: str | None = "|",
+        replace_word_delimiter_char: str | None = None,
         case_folding: str | None = None,
         do_lower_case: bool = False,
         bos_token: str | None = None,
         eos_token: str | None = None,
+        phone_delimiter_token: str | None = None,
         **kwargs: Any,
     ):
         # transformers' loader moves custom "*_token" entries of tokenizer_config.json here.
         specific = dict(kwargs.pop("model_specific_special_tokens", None) or {})
-        word_delimiter_token = str(specific.pop("word_delimiter_token", word_delimiter_token))
+        word_delimiter_token = specific.pop("word_delimiter_token", word_delimiter_token)
+        phone_delimiter_token = specific.pop("phone_delimiter_token", phone_delimiter_token)
         if specific:
             kwargs["model_specific_special_tokens"] = specific
+        self.symbols = phone_delimiter_token is not None
+        if word_delimiter_token is None and not self.symbols:
+            raise ValueError("word_delimiter_token=None needs symbol mode; pass phone_delimiter_token=' ' for texts of "
+                             "space-separated symbols, or a word_delimiter_token such as '|'.")  # fmt: skip
+        word_delimiter_token = None if word_delimiter_token is None else str(word_delimiter_token)
+        if self.symbols and kwargs.pop("do_phonemize", False):
+            logger.warning("do_phonemize=True ignored: W2V2CTCTokenizer never phonemizes; pass texts of phonemes.")
         self.encoder = _load_vocab(vocab_file, vocab)
-        self.decoder = {i: token for token, i in self.encoder.items()}
+        # transformers saves specials missing from vocab.json (a phoneme vocabulary's <pad>, <unk>)
+        # as added tokens, in tokenizer_config.json's added_tokens_decoder: they count as entries.
+        added_decoder = dict(kwargs.pop("added_tokens_decoder", None) or {})
+        added_ids = {str(t): int(i) for i, t in added_decoder.items()}
         named = (("pad_token", pad_token), ("unk_token", unk_token), ("word_delimiter_token", word_delimiter_token))
         for name, token in named:
-            if str(token) not in self.encoder:
+            if token is not None and str(token) not in self.encoder and str(token) not in added_ids:
                 raise ValueError(
                     f"{name}={str(token)!r} is not in the vocabulary ({len(self.encoder)} entries); add it to "
                     "vocab.json or build the vocabulary with W2V2CTCTokenizer.from_texts."
                 )
+        if word_delimiter_token is not None and word_delimiter_token not in self.encoder:  # a plain entry (see below)
+            self.encoder[word_delimiter_token] = added_ids[word_delimiter_token]
+        self.decoder = {i: token for token, i in self.encoder.items()}
         if case_folding not in _CASE_FOLDING:
             raise ValueError(f"case_folding={case_folding!r} is not supported; use None, 'lower' or 'upper'.")
         _check_case(self.encoder, case_folding, do_lower_case)
         self._word_delimiter_token = word_delimiter_token
+        self._phone_delimiter_token = phone_delimiter_token
+        if replace_word_delimiter_char is None:
+            replace_word_delimiter_char = (word_delimiter_token or "") if self.symbols else " "
         self.replace_word_delimiter_char = replace_word_delimiter_char
         self.case_folding = case_folding
         self.do_lower_case = do_lower_case
         # The delimiter is a plain vocabulary entry, not an added token: added tokens are
         # matched in raw text, which would read a literal "|" as a word boundary.
-        added = {
-            i: t
-            for i, t in (kwargs.pop("added_tokens_decoder", None) or {}).items()
-            if str(t) != word_delimiter_token
-        }
+        added = {i: t for i, t in added_decoder.items() if str(t) != word_delimiter_token}
         super().__init__(
             unk_token=unk_token,
             pad_token=pad_token,
@@ -167,8 +196,11 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
             **kwargs,
         )
         self.init_kwargs["word_delimiter_token"] = word_delimiter_token
-        # Entries longer than one character ("<unk>", digraphs) must not be split into letters.
-        multi_char = [t for t in self.encoder if len(t) > 1 and t not in self._added_tokens_encoder]
+        if self.symbols:  # as transformers' Wav2Vec2PhonemeCTCTokenizer writes them
+            self.init_kwargs.update(phone_delimiter_token=phone_delimiter_token, do_phonemize=False)
+        # Entries longer than one character ("<unk>", digraphs) must not be split into letters; a
+        # symbol is looked up whole, so in symbol mode none is an added token ("oʊ" in "oʊt").
+        multi_char = [] if self.symbols else [t for t in self.encoder if len(t) > 1 and t not in self._added_tokens_encoder]
         self.add_tokens([AddedToken(t, lstrip=False, rstrip=False, normalized=False) for t in multi_char])
         self.dropped_characters: Counter[str] = Counter()
 
@@ -181,10 +213,11 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
         allowed_chars: str | Iterable[str] | Callable[[str], bool] | None = None,
         unk_token: str = "<unk>",
         pad_token: str = "<pad>",
-        word_delimiter_token: str = "|",
+        word_delimiter_token: str | None = "|",
+        phone_delimiter_token: str | None = None,
         **kwargs: Any,
     ) -> W2V2CTCTokenizer:
-        """Build the character vocabulary of a corpus of transcripts.
+        """Build the character (or symbol) vocabulary of a corpus of transcripts.
 
         Ids: ``<pad>`` 0 (CTC blank), ``<unk>`` 1, delimiter 2, then the kept characters
         in sorted order. Characters refused by ``allowed_chars`` (a string or set of
@@ -196,6 +229,9 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
             texts: Transcripts, e.g. ``dataset["text"]``.
             case_folding: None, ``"lower"`` or ``"upper"``, applied before counting and
                 to every text encoded later.
+            phone_delimiter_token: ``" "``: the texts are space-separated symbols (phones,
+                units), e.g. ``dataset["phonemes"]``; the vocabulary is then one id per
+                symbol, in the same order (``allowed_chars`` filters symbols).
         """
         if isinstance(texts, str):
             raise TypeError("texts is a single string; pass a list of transcripts, e.g. [text].")
@@ -204,15 +240,18 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
         keep = _char_filter(allowed_chars)
         counts: Counter[str] = Counter()
         for text in texts:
-            counts.update(_fold(text, case_folding))
+            folded = _fold(text, case_folding)
+            counts.update(_split_symbols(folded, phone_delimiter_token) if phone_delimiter_token is not None else folded)
         kept, dropped = [], Counter()
         for char, count in counts.items():
             usable = char == " " or (char.isprintable() and not char.isspace() and char != word_delimiter_token)
+            if phone_delimiter_token is not None and char == word_delimiter_token:
+                continue  # a symbol of the vocabulary's specials
             if char != " " and usable and keep(char):
                 kept.append(char)
             elif char != " ":
                 dropped[char] = count
-        specials = [pad_token, unk_token, word_delimiter_token]
+        specials = [t for t in (pad_token, unk_token, word_delimiter_token) if t is not None]
         vocab = {token: i for i, token in enumerate(specials + sorted(set(kept) - set(specials)))}
         tokenizer = cls(
             vocab=vocab,
@@ -220,6 +259,7 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
             pad_token=pad_token,
             word_delimiter_token=word_delimiter_token,
             case_folding=case_folding,
+            phone_delimiter_token=phone_delimiter_token,
             **kwargs,
         )
         tokenizer.dropped_characters = dropped
@@ -242,8 +282,13 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
         return self._word_delimiter_token
 
     @property
-    def word_delimiter_token_id(self) -> int:
-        return self.encoder[self._word_delimiter_token]
+    def word_delimiter_token_id(self) -> int | None:
+        return None if self._word_delimiter_token is None else self.encoder[self._word_delimiter_token]
+
+    @property
+    def phone_delimiter_token(self) -> str | None:
+        """``" "`` in symbol mode (texts of space-separated symbols), None for characters."""
+        return self._phone_delimiter_token
 
     def get_vocab(self) -> dict[str, int]:
         return {**self.encoder, **self._added_tokens_encoder}
@@ -261,6 +306,8 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
     def normalize_text(self, text: str) -> str:
         """The text as it is encoded: case-folded, with a literal delimiter turned into ``<unk>``."""
         text = _fold(text, "upper" if self.do_lower_case else self.case_folding)
+        if self.symbols:  # the delimiter is a symbol of its own there
+            return " ".join(_split_symbols(text, self._phone_delimiter_token))
         return text.replace(self._word_delimiter_token, str(self.unk_token))
 
     def prepare_for_tokenization(self, text: str, is_split_into_words: bool = False, **kwargs: Any):
@@ -268,10 +315,12 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
         return (" " + text if is_split_into_words else text), kwargs
 
     def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
+        if self.symbols:
+            return _split_symbols(text, self._phone_delimiter_token)
         return list(text.replace(" ", self._word_delimiter_token))
 
     def _convert_token_to_id(self, token: str) -> int:
-        return self.encoder.get(token, self.encoder[str(self.unk_token)])
+        return self.encoder[token] if token in self.encoder else self.unk_token_id
 
     def _convert_id_to_token(self, index: int) -> str:
         return self.decoder.get(index, str(self.unk_token))
@@ -286,7 +335,10 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
         oov: Counter[str] = Counter()
         for text in texts:
             folded = _fold(text, "upper" if self.do_lower_case else self.case_folding)
-            oov.update(c for c in folded if c != " " and (c not in vocab or c == self._word_delimiter_token))
+            if self.symbols:
+                oov.update(s for s in _split_symbols(folded, self._phone_delimiter_token) if s not in vocab)
+            else:
+                oov.update(c for c in folded if c != " " and (c not in vocab or c == self._word_delimiter_token))
         return oov
 
     # ---- decoding ----------------------------------------------------------------------
@@ -375,7 +427,7 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
         group_tokens: bool = True,
         **kwargs: Any,
     ) -> str | W2V2CTCTokenizerOutput:
-        blank = self.encoder[str(self.pad_token)]
+        blank = self.pad_token_id
         ids = [blank if i < 0 else i for i in token_ids]
         # 1. runs of equal ids -> one emission [id, first frame, frame after the last]
         runs: list[list[int]] = []
@@ -393,14 +445,14 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
             {"char": self._id_to_char(token_id), "start_offset": start, "end_offset": end}
             for token_id, start, end in runs
         ]
-        text = "".join(offset["char"] for offset in char_offsets).strip()
+        text = (" " if self.symbols else "").join(offset["char"] for offset in char_offsets).strip()
         if self.do_lower_case:
             text = text.lower()
         if clean_up_tokenization_spaces or (clean_up_tokenization_spaces is None and self.clean_up_tokenization_spaces):
             text = self.clean_up_tokenization(text)
         if not (output_char_offsets or output_word_offsets):
             return text
-        words = word_offsets_from_chars(char_offsets, self.replace_word_delimiter_char)
+        words = self._get_word_offsets(char_offsets, self.replace_word_delimiter_char)
         return W2V2CTCTokenizerOutput(
             text=text,
             char_offsets=char_offsets if output_char_offsets else None,
@@ -411,10 +463,9 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
         token = self.convert_ids_to_tokens(token_id)
         return self.replace_word_delimiter_char if token == self._word_delimiter_token else token
 
-    @staticmethod
-    def _get_word_offsets(char_offsets: Offsets, word_delimiter_char: str = " ") -> Offsets:
+    def _get_word_offsets(self, char_offsets: Offsets, word_delimiter_char: str = " ") -> Offsets:
         # transformers' ASR pipeline calls this private name for return_timestamps="word".
-        return word_offsets_from_chars(char_offsets, word_delimiter_char)
+        return word_offsets_from_chars(char_offsets, word_delimiter_char, joiner=" " if self.symbols else "")
 
 
 def _load_vocab(vocab_file: str | None, vocab: dict[str, int] | None) -> dict[str, int]:
@@ -456,6 +507,13 @@ def _fold(text: str, case_folding: str | None) -> str:
     if case_folding == "upper":
         return text.upper()
     return text
+
+
+def _split_symbols(text: str, phone_delimiter_token: str) -> list[str]:
+    """The symbols of a text: split at whitespace and at ``phone_delimiter_token``."""
+    if not phone_delimiter_token.isspace():
+        text = text.replace(phone_delimiter_token, " ")
+    return text.split()
 
 
 def _char_filter(allowed_chars: str | Iterable[str] | Callable[[str], bool] | None) -> Callable[[str], bool]:

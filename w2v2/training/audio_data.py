@@ -50,7 +50,10 @@ def load_audio_dataset(
     """Open ``source`` with its audio column undecoded (``{"path", "bytes"}`` dicts).
 
     ``source`` is an audiofolder directory (with or without split sub-folders), a directory
-    written by ``Dataset.save_to_disk``/``DatasetDict.save_to_disk``, or a Hub dataset name.
+    written by ``Dataset.save_to_disk``/``DatasetDict.save_to_disk``, or a Hub dataset name. A
+    folder holding a ``<split>/`` sub-folder (the demo corpus: ``train_10min/``, ``test_clean/``)
+    loads that sub-folder as an audiofolder, whatever its name (datasets itself knows only
+    train/validation/test among sub-folder names).
     ``split_flag`` is the command-line flag that named ``split``, for the error when it is not
     a split of ``source``. Returns a ``datasets.Dataset``, or an ``IterableDataset`` when
     ``streaming``.
@@ -58,7 +61,10 @@ def load_audio_dataset(
     from datasets import Audio, load_dataset, load_from_disk
 
     path = Path(source)
-    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+    saved = path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists())
+    if path.is_dir() and not saved and (path / split).is_dir():
+        return load_audio_dataset(path / split, split="train", streaming=streaming, audio_column=audio_column, split_flag=split_flag)
+    if saved:
         ds = load_from_disk(str(path))
         if (path / "dataset_dict.json").exists():
             if split not in ds:
@@ -74,6 +80,10 @@ def load_audio_dataset(
             else:
                 ds = load_dataset(str(source), config_name, split=split, streaming=streaming)
         except ValueError as error:
+            folders = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")) if path.is_dir() else []
+            if folders:
+                raise ValueError(f"--{split_flag} {split!r} is neither a sub-folder of {source} (it has {folders}) nor a split "
+                                 f"datasets finds there ({error}); pass one of the sub-folders.") from error  # fmt: skip
             if not str(error).startswith("Unknown split"):
                 raise
             # an audiofolder without split sub-folders has one split, "train"

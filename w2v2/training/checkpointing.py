@@ -8,7 +8,13 @@ every file) and renames the directory to
 leaves either the previous checkpoints or the new, complete one; :func:`latest_checkpoint`
 trusts only directories with the marker, and :func:`latest_verified_checkpoint` only those whose
 files still match it (a truncated or overwritten file makes it fall back to the one before).
-The oldest complete checkpoints beyond ``keep_last`` are deleted after the rename.
+The oldest complete checkpoints beyond ``keep_last`` are deleted after the rename, each renamed
+to ``.removed-checkpoint-<step>`` first, so that a kill during the deletion leaves no
+``checkpoint-*`` folder without its marker.
+
+Fine-tuning (transformers' Trainer, which writes ``checkpoint-<step>`` in place) marks each
+checkpoint with :func:`mark_complete` once it is written, under its own marker name
+(``FINETUNE_MARKER``), so that neither trainer takes the other's checkpoints for its own.
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOCK_FILE", "run_lock", "COMPLETE_MARKER", "complete_checkpoints", "foreign_checkpoints", "latest_checkpoint", "latest_verified_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
+__all__ = ["LOCK_FILE", "run_lock", "COMPLETE_MARKER", "FINETUNE_MARKER", "complete_checkpoints", "mark_complete", "foreign_checkpoints", "latest_checkpoint", "latest_verified_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
 
 COMPLETE_MARKER = "checkpoint_complete.json"
+FINETUNE_MARKER = "finetune_checkpoint_complete.json"  # w2v2-finetune's (CTCTrainer)
 LOCK_FILE = ".w2v2-run.lock"  # who is writing into a run folder (never uploaded: w2v2.hub)
 STATE_FILE = "trainer_state.json"
 _PREFIX, _TMP = "checkpoint-", ".tmp-checkpoint-"
+_REMOVED = ".removed-checkpoint-"  # a checkpoint being deleted (renamed first, so never half a checkpoint-*)
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -57,12 +65,12 @@ def _write_json(path: Path, data: dict) -> None:
         os.fsync(f.fileno())
 
 
-def complete_checkpoints(root: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints in the run directory ``root``, oldest first."""
+def complete_checkpoints(root: str | os.PathLike, marker: str = COMPLETE_MARKER) -> list[Path]:
+    """Complete checkpoints (those with ``marker``) in the run directory ``root``, oldest first."""
     root = Path(root)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.name.startswith(_PREFIX) and (p / COMPLETE_MARKER).is_file()]
+    found = [p for p in root.iterdir() if p.name.startswith(_PREFIX) and (p / marker).is_file()]
     return sorted(found, key=lambda p: int(p.name[len(_PREFIX) :]))
 
 
@@ -85,13 +93,21 @@ def _manifest(directory: Path) -> dict[str, list]:
     return {str(p.relative_to(directory)): [p.stat().st_size, _digest(p)] for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
+def mark_complete(directory: str | os.PathLike, step: int, marker: str = COMPLETE_MARKER) -> None:
+    """Flush every file of ``directory`` to disk, then write ``marker`` with the size and SHA-256 of each."""
+    directory = Path(directory)
+    _fsync_tree(directory)
+    _write_json(directory / marker, {"step": step, "files": _manifest(directory)})
+    _fsync_dir(directory)
+
+
+def checkpoint_problem(checkpoint: str | os.PathLike, marker: str = COMPLETE_MARKER) -> str | None:
     """Why a complete checkpoint's files no longer match its marker (missing, resized, changed), or None.
 
     Markers written before checksums were recorded have no manifest and pass.
     """
     checkpoint = Path(checkpoint)
-    expected = json.loads((checkpoint / COMPLETE_MARKER).read_text()).get("files")
+    expected = json.loads((checkpoint / marker).read_text()).get("files")
     for name, (size, digest) in (expected or {}).items():
         path = checkpoint / name
         if not path.is_file():
@@ -103,10 +119,10 @@ def checkpoint_problem(checkpoint: str | os.PathLike) -> str | None:
     return None
 
 
-def latest_verified_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+def latest_verified_checkpoint(output_dir: str | os.PathLike, marker: str = COMPLETE_MARKER) -> Path | None:
     """The newest complete checkpoint whose files match its marker; newer damaged ones are skipped with a warning."""
-    for checkpoint in reversed(complete_checkpoints(output_dir)):
-        problem = checkpoint_problem(checkpoint)
+    for checkpoint in reversed(complete_checkpoints(output_dir, marker)):
+        problem = checkpoint_problem(checkpoint, marker)
         if problem is None:
             return checkpoint
         logger.warning("not resuming from %s: %s; trying the checkpoint before it", checkpoint, problem)
@@ -121,12 +137,13 @@ def foreign_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
 
 
 def remove_incomplete(output_dir: str | os.PathLike) -> list[Path]:
-    """Delete the temporary directories left by interrupted saves (call on the main process).
+    """Delete the temporary directories left by interrupted saves and removals (call on the main process).
 
-    Only ``.tmp-checkpoint-*`` folders, which only :func:`save_checkpoint` writes.
+    Only ``.tmp-checkpoint-*`` and ``.removed-checkpoint-*`` folders, which only
+    :func:`save_checkpoint` writes.
     """
     root = Path(output_dir)
-    stale = [p for p in root.iterdir() if p.name.startswith(_TMP)] if root.is_dir() else []
+    stale = [p for p in root.iterdir() if p.name.startswith((_TMP, _REMOVED))] if root.is_dir() else []
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return stale
@@ -148,18 +165,26 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _write_json(tmp / STATE_FILE, {"step": step, **state})
-        _fsync_tree(tmp)
-        _write_json(tmp / COMPLETE_MARKER, {"step": step, "files": _manifest(tmp)})
-        _fsync_dir(tmp)
+        mark_complete(tmp, step)
         if final.exists():  # the same update saved before a crash: replace it
-            shutil.rmtree(final)
+            _remove(final)
         os.rename(tmp, final)  # atomic: from here on the checkpoint exists, complete
         _fsync_dir(root)
         if keep_last > 0:
             for old in complete_checkpoints(root)[:-keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
+                _remove(old)
     accelerator.wait_for_everyone()
     return final
+
+
+def _remove(checkpoint: Path) -> None:
+    """Delete a checkpoint so that a kill midway leaves no ``checkpoint-*`` folder without its
+    marker (which would read as another trainer's): first renamed (atomic) to a temporary name
+    that :func:`remove_incomplete` clears."""
+    doomed = checkpoint.with_name(_REMOVED + checkpoint.name[len(_PREFIX):])
+    shutil.rmtree(doomed, ignore_errors=True)
+    os.rename(checkpoint, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def load_checkpoint(accelerator, checkpoint: str | os.PathLike) -> dict:

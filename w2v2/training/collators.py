@@ -4,7 +4,8 @@ Examples stay raw (an audio column and a transcription column) until a batch is 
 ``map`` pass decodes the corpus up front and ``group_by_length`` reads lengths from a
 precomputed duration column. The processor pads audio with the feature extractor's
 ``padding_value`` (plus ``attention_mask`` where the feature extractor asks for one) and labels
-with -100, which the CTC loss ignores.
+with -100, which the CTC loss ignores. Given the model's samples-to-frames function, the
+collator names the files whose label CTC cannot align (issue 15, item 9).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import torch
 
+from ..modeling.losses import ctc_frames_needed
+from ..processing.processor import LABEL_PAD_ID
 from .audio_data import decode_audio
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,9 @@ class DataCollatorCTCWithPadding:
         chars_to_ignore: punctuation dropped (:func:`normalize_transcript`) before
             tokenization; use the same value as when the vocabulary was built.
         pad_to_multiple_of: round the padded audio length up to a multiple of this.
+        frames_of: samples -> encoder frames (``model._get_feat_extract_output_lengths``). With
+            it, a label that needs more frames than its audio has (:func:`ctc_frames_needed`:
+            CTC cannot align it) is named in a warning per batch and listed in ``too_long``.
 
     Returns a dict of tensors: ``input_values`` (batch, samples) float32, ``attention_mask``
     (batch, samples) when the feature extractor returns one, ``labels`` (batch, label_len)
@@ -66,6 +72,8 @@ class DataCollatorCTCWithPadding:
     chars_to_ignore: str = DEFAULT_CHARS_TO_IGNORE
     pad_to_multiple_of: int | None = None
     skipped: list[str] = field(default_factory=list)
+    frames_of: Any = None
+    too_long: list[str] = field(default_factory=list)
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         for column in (self.audio_column, self.text_column):
@@ -89,11 +97,37 @@ class DataCollatorCTCWithPadding:
         texts = None
         if self.text_column is not None:
             texts = [normalize_transcript(example[self.text_column], self.chars_to_ignore) for example in examples]
-        batch = self.processor(
-            audio=audio, text=texts, sampling_rate=rate, resample=True, pad_to_multiple_of=self.pad_to_multiple_of,
-            return_tensors="pt",
-        )  # fmt: skip
+        audio_kwargs = {"sampling_rate": rate, "resample": True, "pad_to_multiple_of": self.pad_to_multiple_of}
+        batch = self.processor(audio=audio, text=texts, audio_kwargs=audio_kwargs, label_pad_id=LABEL_PAD_ID,
+                               return_tensors="pt")  # fmt: skip
+        if self.frames_of is not None and "labels" in batch:
+            self._name_labels_too_long(batch, audio, examples)
         return dict(batch)
+
+    def _name_labels_too_long(self, batch, audio: list, examples: list[dict[str, Any]]) -> None:
+        """Warn about, and list in ``too_long``, the files whose label needs more frames than
+        their own (unpadded) audio gives."""
+        if "attention_mask" in batch:
+            samples = batch["attention_mask"].long().sum(-1)
+        else:  # decoded arrays are at the model's rate; anything else counts as the padded length
+            padded = batch["input_values"].shape[-1]
+            samples = torch.tensor([len(a) if getattr(a, "ndim", 0) == 1 else padded for a in audio])
+        frames = torch.as_tensor(self.frames_of(samples))  # (B,)
+        needed = ctc_frames_needed(batch["labels"], self.processor.tokenizer.pad_token_id)  # (B,)
+        found = [
+            f"{_file_name(examples[i][self.audio_column], i)} ({int(needed[i])} label frames, {int(frames[i])} audio frames)"
+            for i in (needed > frames).nonzero().flatten().tolist()
+        ]  # fmt: skip
+        if found:
+            self.too_long += found
+            logger.warning("CTC cannot align the label of %d file(s) in this batch, longer than their audio (%d so far): "
+                           "%s; drop these utterances or check their transcripts.", len(found), len(self.too_long),
+                           "; ".join(found))  # fmt: skip
+
+
+def _file_name(value: Any, row: int) -> str:
+    path = value.get("path") if isinstance(value, dict) else None
+    return str(path) if path else f"row {row} of the batch (no file name)"
 
 
 def _decoded(value: Any, sampling_rate: int) -> Any:

@@ -1,17 +1,20 @@
 """CTC fine-tuning with transformers' Trainer: ``finetune_ctc`` and the ``w2v2-finetune`` script.
 
 From a pretrained checkpoint (w2v2 or transformers format, local or on the Hub), or from a
-random initialisation (``--from_scratch``), to a character recognizer, with the paper's recipe
+random initialisation (``--from_scratch``), to a character recognizer (or, with ``--symbols``, a
+phone recognizer scored by PER too), with the paper's recipe
 (fairseq base_10m) as defaults:
 
-1. the vocabulary is built from the training transcripts (or a given processor is reused);
+1. the vocabulary is built from the training transcripts (or a given processor is reused, once the
+   transcripts are checked against its vocabulary: w2v2.training.vocab_check);
 2. the model gets SpecAugment (time spans p=0.65, L=10; channel spans p=0.25, L=64), layerdrop
    0.1, activation dropout 0.1, a frozen feature encoder ``f: X -> Z`` and a new CTC head;
 3. ``CTCTrainer`` trains with Adam (0.9, 0.98), the tri-stage LR schedule and only the head for
    the first ``freeze_finetune_updates`` updates; batches group utterances of similar duration
    (read from the ``duration`` column, no decoding pass);
 4. validation WER picks the best checkpoint; the model, processor, WER/CER on every test split
-   and a model card are saved to ``output_dir`` (and pushed with ``--push_to_hub``); with
+   and a model card are saved to ``output_dir`` in transformers' format (``--save_format``; the
+   checkpoints stay in w2v2's) and pushed with ``--push_to_hub``; with
    ``--lm`` every split is also scored with LM beam search (``*_wer_lm``, ``*_cer_lm``) and the LM
    is saved with the model as ``language_model/``.
 
@@ -36,12 +39,13 @@ from ..configuration import W2V2Config
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2Processor
 from .audio_data import header_seconds, load_audio_dataset
-from .checkpointing import run_lock
+from .checkpointing import FINETUNE_MARKER, complete_checkpoints, latest_verified_checkpoint, run_lock
 from .collators import DEFAULT_CHARS_TO_IGNORE, DataCollatorCTCWithPadding, normalize_transcript
 from .speed import choose_mixed_precision
-from .ctc_trainer import RECIPE_FREEZE_FRACTION, CTCTrainer, CTCTrainingArguments, greedy_ids, make_compute_metrics
+from .vocab_check import check_vocabulary_coverage
+from .ctc_trainer import RECIPE_FREEZE_FRACTION, CTCTrainer, CTCTrainingArguments, greedy_ids, make_compute_metrics, read_run_state
 
-__all__ = ["ModelArguments", "DataArguments", "FinetuneResult", "finetune_ctc", "load_ctc_split", "main"]
+__all__ = ["ModelArguments", "DataArguments", "FinetuneResult", "finetune_ctc", "load_ctc_split", "main", "test_splits_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +66,14 @@ class ModelArguments:
         default=None, metadata={"help": 'JSON of config fields to change, e.g. \'{"hidden_size": 128, "num_hidden_layers": 4}\'.'}
     )
     processor_name_or_path: str | None = field(
-        default=None, metadata={"help": "Reuse this processor instead of building the vocabulary from the transcripts."}
+        default=None, metadata={"help": "Reuse this processor instead of building the vocabulary from the transcripts; "
+                                        "the run stops if over 1 percent of the transcripts' characters are not in it."}
     )
-    case_folding: str | None = field(default=None, metadata={"help": "'upper' or 'lower' before building the vocabulary."})
+    symbols: bool = field(default=False, metadata={
+        "help": "The transcripts are space-separated symbols (phones, e.g. --text_column phonemes, or units): one token "
+                "per symbol, and the phone error rate (PER) is scored too."})
+    case_folding: str | None = field(default=None, metadata={
+        "help": "'upper' or 'lower' before building the vocabulary, or before encoding with --processor_name_or_path's."})
     freeze_feature_encoder: bool = field(default=True, metadata={"help": "Keep f: X -> Z frozen (feature_grad_mult 0)."})
     mask_time_prob: float = field(default=0.65, metadata={"help": "SpecAugment time-span start probability."})
     mask_time_length: int = field(default=10, metadata={"help": "SpecAugment time-span length, frames."})
@@ -85,6 +94,11 @@ class ModelArguments:
                                         "scored with LM beam search (SPLIT_wer_lm, SPLIT_cer_lm), and the LM is saved in "
                                         "output_dir as language_model/ (W2V2ProcessorWithLM)."}
     )  # fmt: skip
+    save_format: str = field(
+        default="transformers", metadata={"help": "Format of the saved model (and of --push_to_hub's upload): 'transformers' "
+                                                  "(loads in pipeline() without w2v2; w2v2's settings kept in config.json) "
+                                                  "or 'w2v2' (model_type w2v2, W2V2 class names)."}
+    )  # fmt: skip
 
 
 @dataclass
@@ -97,9 +111,10 @@ class DataArguments:
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
     train_split: str = field(default="train_10min", metadata={"help": "Split to train on."})
     eval_split: str | None = field(default="validation", metadata={"help": "Split for validation WER ('' for none)."})
-    test_splits: list[str] = field(
-        default_factory=lambda: ["test_clean", "test_other"], metadata={"help": "Splits scored after training."}
-    )
+    test_splits: list[str] | None = field(
+        default=None, metadata={"help": "Splits scored after training; default: every split of the dataset whose name "
+                                        "starts with 'test' (none if it has none); '' scores none."}
+    )  # fmt: skip
     audio_column: str = field(default="audio", metadata={"help": "Column of audio."})
     text_column: str = field(default="transcription", metadata={"help": "Column of transcriptions."})
     duration_column: str = field(default="duration", metadata={"help": "Column of durations in seconds."})
@@ -129,21 +144,8 @@ def load_ctc_split(
     Without a duration column, durations are read from the file headers (no decoding).
     ``split_flag`` names the flag that chose ``split`` in the error when there is no such split.
     """
-    source = Path(data_args.dataset_name_or_path)
-    if source.is_dir() and (source / split).is_dir() and not (source / "dataset_dict.json").exists():
-        ds = load_audio_dataset(source / split, split="train", streaming=data_args.streaming, audio_column=data_args.audio_column)
-    else:
-        try:
-            ds = load_audio_dataset(
-                data_args.dataset_name_or_path, split=split, config_name=data_args.dataset_config_name,
-                streaming=data_args.streaming, audio_column=data_args.audio_column, split_flag=split_flag,
-            )  # fmt: skip
-        except ValueError as error:  # datasets renames sub-folders (train_10min -> train): name them as they are
-            folders = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")) if source.is_dir() else []
-            if not folders:
-                raise
-            raise ValueError(f"--{split_flag} {split!r} is neither a sub-folder of {source} (it has {folders}) nor a split "
-                             f"datasets finds there ({error}); pass one of the sub-folders.") from error  # fmt: skip
+    ds = load_audio_dataset(data_args.dataset_name_or_path, split=split, config_name=data_args.dataset_config_name,
+                            streaming=data_args.streaming, audio_column=data_args.audio_column, split_flag=split_flag)  # fmt: skip
     columns = ds.column_names or []
     if data_args.text_column not in columns:
         raise ValueError(
@@ -172,14 +174,32 @@ def load_ctc_split(
     return ds
 
 
-def build_processor(model_args: ModelArguments, data_args: DataArguments, train) -> W2V2Processor:
-    """The given processor, or a character vocabulary from the training transcripts."""
+def build_processor(model_args: ModelArguments, data_args: DataArguments, train, eval_splits=None) -> W2V2Processor:
+    """The given processor (with ``--case_folding`` applied, its vocabulary checked against the train and
+    ``eval_splits`` transcripts), or a character vocabulary from the training transcripts."""
     if model_args.processor_name_or_path:
-        return W2V2Processor.from_pretrained(model_args.processor_name_or_path)
-    texts = (normalize_transcript(row[data_args.text_column], data_args.chars_to_ignore)
-             for row in train.select_columns([data_args.text_column]))  # fmt: skip
-    tokenizer = W2V2CTCTokenizer.from_texts(texts, case_folding=model_args.case_folding)
+        source = model_args.processor_name_or_path
+        processor = W2V2Processor.from_pretrained(source)
+        if model_args.case_folding is not None:
+            processor.tokenizer = W2V2CTCTokenizer.from_pretrained(source, case_folding=model_args.case_folding)
+        splits = {data_args.train_split: train, **(eval_splits or {})}
+        if model_args.symbols and not processor.tokenizer.symbols:
+            raise ValueError(f"--symbols but the tokenizer of {source} reads characters; drop --symbols, or drop "
+                             "--processor_name_or_path to build a symbol vocabulary from the transcripts.")  # fmt: skip
+        check_vocabulary_coverage(processor.tokenizer, {name: _transcripts(ds, data_args) for name, ds in splits.items()},
+                                  source=source)  # fmt: skip
+        return processor
+    tokenizer = W2V2CTCTokenizer.from_texts(_transcripts(train, data_args), case_folding=model_args.case_folding,
+                                            phone_delimiter_token=" " if model_args.symbols else None)  # fmt: skip
     return W2V2Processor(feature_extractor=W2V2FeatureExtractor(), tokenizer=tokenizer)  # replaced in build_model
+
+
+def _transcripts(ds, data_args: DataArguments):
+    """The transcripts as the collator tokenizes them; the first 10,000 of a streamed split."""
+    rows = ds.select_columns([data_args.text_column])
+    if data_args.streaming:
+        rows = rows.take(10_000)
+    return (normalize_transcript(row[data_args.text_column], data_args.chars_to_ignore) for row in rows)
 
 
 def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W2V2ForCTC, W2V2Processor]:
@@ -265,6 +285,8 @@ def finetune_ctc(
         raise ValueError("no model given: pass --model_name_or_path (a checkpoint) or --from_scratch with --config_name.")
     if not data_args.dataset_name_or_path:
         raise ValueError("no dataset given: pass --dataset_name_or_path (an audiofolder folder, saved dataset or Hub id).")
+    if model_args.save_format not in ("transformers", "w2v2"):
+        raise ValueError(f"save_format={model_args.save_format!r} is not a format; use 'transformers' (the default) or 'w2v2'.")
     if data_args.streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps > 0: a streamed dataset has no length to count epochs by.")
     set_seed(training_args.seed)
@@ -283,9 +305,12 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
     eval_splits = {
         name: load_ctc_split(data_args, name, max_samples=data_args.max_eval_samples,
                              split_flag="eval_split" if name == data_args.eval_split else "test_splits")
-        for name in dict.fromkeys(filter(None, [data_args.eval_split, *data_args.test_splits]))
+        for name in dict.fromkeys(filter(None, [data_args.eval_split, *test_splits_of(data_args)]))
     }  # fmt: skip
-    processor = build_processor(model_args, data_args, train)
+    processor = build_processor(model_args, data_args, train, eval_splits)
+    if processor.tokenizer.symbols and model_args.lm:
+        raise ValueError(f"--lm {model_args.lm} is a word LM, which decodes characters, but the tokenizer reads symbols "
+                         "(phones); drop --lm.")  # fmt: skip
 
     # 2. model
     model, processor = build_model(model_args, processor)
@@ -308,15 +333,18 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
         logger.warning("no --eval_split: validation and best-checkpoint selection are off")
         training_args.eval_strategy, training_args.load_best_model_at_end = "no", False
     push, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by w2v2.hub
+    saved = read_run_state(resume)
     if training_args.auto_bf16 and not (training_args.bf16 or training_args.fp16):
         device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
-        if choose_mixed_precision("auto", device, model, samples=5 * 16_000) == "bf16":
+        # a resumed run keeps the precision it began with: measured again, it could differ
+        bf16 = saved["bf16"] if "bf16" in saved else choose_mixed_precision("auto", device, model, samples=5 * 16_000) == "bf16"
+        if bf16:
             training_args.bf16, training_args.mixed_precision = True, "bf16"  # the latter is what Trainer reads
     trainer = CTCTrainer(
         model=model,
         args=training_args,
         data_collator=DataCollatorCTCWithPadding(processor, data_args.audio_column, data_args.text_column,
-                                                 data_args.chars_to_ignore),  # fmt: skip
+                                                 data_args.chars_to_ignore, frames_of=model._get_feat_extract_output_lengths),  # fmt: skip
         train_dataset=train,
         eval_dataset=eval_dataset,
         processing_class=processor,
@@ -330,7 +358,8 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
     # 4. WER/CER on every evaluation split, model card, Hub
     for name, dataset in eval_splits.items():
         scores = trainer.evaluate(dataset, metric_key_prefix=name)
-        metrics.update({k: v for k, v in scores.items() if k.endswith(("_wer", "_cer", "_loss"))})
+        # a split named "train" must not overwrite train_loss, the training loss of the run
+        metrics.update({k: v for k, v in scores.items() if k.endswith(("_wer", "_cer", "_per", "_loss")) and k not in metrics})
         if lm_decoder is not None:
             metrics.update(_lm_scores(trainer.model, processor, dataset, data_args, lm_decoder, name))
     if lm_decoder is not None:  # the LM ships with the model
@@ -338,11 +367,15 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
 
         W2V2ProcessorWithLM(processor.feature_extractor, processor.tokenizer, lm_decoder).save_pretrained(output_dir)
     trainer.save_metrics("all", metrics)
-    _write_card(output_dir, model_args, data_args, training_args, metrics)
+    if model_args.save_format == "transformers":  # checkpoints stay in w2v2's format, which resuming reads
+        from ..hub import export_transformers
+
+        export_transformers(output_dir, output_dir)
+    repo_id = (training_args.hub_model_id or output_dir.name) if push else None
+    _write_card(output_dir, model_args, data_args, training_args, metrics, model_id=repo_id)
     if push:
         from ..hub import push_to_hub
 
-        repo_id = training_args.hub_model_id or output_dir.name
         push_to_hub(output_dir, repo_id, private=bool(training_args.hub_private_repo), token=training_args.hub_token,
                     revision=training_args.hub_revision)  # fmt: skip
     return FinetuneResult(output_dir=str(output_dir), metrics=metrics, trainer=trainer)
@@ -364,16 +397,23 @@ def _checkpoint_to_resume(output_dir: Path, resume: str | None) -> str | None:
     """The checkpoint folder to resume from, or None for a fresh run; refuses to train over an earlier run.
 
     ``resume`` is ``--resume_from_checkpoint``: a checkpoint folder, or ``last`` (also ``true``)
-    for the newest ``checkpoint-*`` in ``output_dir``.
+    for the newest complete ``checkpoint-*`` in ``output_dir`` whose files match their checksums;
+    a newer one that a kill left half-written (no marker) or whose files changed is passed over
+    with a warning.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     if resume and resume.lower() in ("last", "true"):
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        found = sorted(output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
+        complete = complete_checkpoints(output_dir, FINETUNE_MARKER)
+        for unmarked in (p for p in found if p not in complete):
+            logger.warning("not resuming from %s: it has no %s (its save was interrupted, or another program wrote it)",
+                           unmarked, FINETUNE_MARKER)  # fmt: skip
+        last = latest_verified_checkpoint(output_dir, FINETUNE_MARKER)
         if last is None:
+            fix = (f" (of {[p.name for p in found]}: the warnings say why); pass one of them to resume from it as it is, "
+                   "or delete them to start afresh" if found else "; drop the flag to start afresh")  # fmt: skip
             raise ValueError(f"resume_from_checkpoint={resume!r} but output_dir={str(output_dir)!r} holds no checkpoint-* "
-                             "folder; drop the flag to start afresh.")  # fmt: skip
-        return last
+                             f"folder that is complete and intact{fix}.")  # fmt: skip
+        return str(last)
     if resume:
         if not Path(resume).is_dir():
             raise ValueError(f"resume_from_checkpoint={resume!r} is not a folder; pass a checkpoint-* folder or 'last'.")
@@ -385,7 +425,33 @@ def _checkpoint_to_resume(output_dir: Path, resume: str | None) -> str | None:
     return None
 
 
-def _write_card(output_dir: Path, model_args, data_args, training_args, metrics: dict[str, float]) -> None:
+def test_splits_of(data_args: DataArguments) -> list[str]:
+    """``--test_splits``, or when not given the dataset's splits whose names start with ``test``
+    (sub-folders of a local folder, the splits of a saved or Hub dataset), less the train and
+    eval splits."""
+    if data_args.test_splits is not None:
+        return list(data_args.test_splits)
+    source = Path(data_args.dataset_name_or_path)
+    if (source / "dataset_dict.json").is_file():
+        names = json.loads((source / "dataset_dict.json").read_text()).get("splits", [])
+    elif source.is_dir():
+        names = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
+    else:
+        from datasets import get_dataset_split_names
+
+        try:
+            names = get_dataset_split_names(data_args.dataset_name_or_path, data_args.dataset_config_name)
+        except Exception as error:  # offline, gated, ...: the run goes on without test scores
+            logger.warning("could not list the splits of %s (%s): no test split is scored; pass --test_splits to choose",
+                           data_args.dataset_name_or_path, error)  # fmt: skip
+            return []
+    found = [n for n in names if n.startswith("test") and n not in (data_args.train_split, data_args.eval_split)]
+    logger.info("test splits scored after training: %s", found or "none (the dataset has no test* split)")
+    return found
+
+
+def _write_card(output_dir: Path, model_args, data_args, training_args, metrics: dict[str, float],
+                model_id: str | None = None) -> None:  # fmt: skip
     from ..hub import write_model_card
 
     source = model_args.model_name_or_path
@@ -396,7 +462,7 @@ def _write_card(output_dir: Path, model_args, data_args, training_args, metrics:
         task="automatic-speech-recognition",
         base_model=base_model,
         datasets=[dataset] if not Path(dataset).exists() else [],
-        metrics={k: round(v, 4) for k, v in metrics.items() if k.endswith(("_wer", "_cer", "_wer_lm", "_cer_lm"))},
+        metrics={k: round(v, 4) for k, v in metrics.items() if k.endswith(("_wer", "_cer", "_per", "_wer_lm", "_cer_lm"))},
         hyperparameters={
             "from": source or f"random init ({model_args.config_name})",
             "train_split": data_args.train_split,
@@ -410,6 +476,7 @@ def _write_card(output_dir: Path, model_args, data_args, training_args, metrics:
             "mask_feature_prob": model_args.mask_feature_prob,
         },
         summary=f"A CTC speech recognizer fine-tuned with w2v2 on `{Path(dataset).name}` ({data_args.train_split}).",
+        model_id=model_id,
     )
 
 

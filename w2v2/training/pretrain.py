@@ -231,7 +231,7 @@ def _prefetch_depth(args: PretrainArguments, device: torch.device) -> int:
 
 # Metrics summed over micro-batches and processes, then divided at logging time.
 _SUMS = ("contrastive_loss", "correct", "num_masked", "diversity", "penalty", "code_perplexity",
-         "prob_perplexity", "micro_batches", "audio_seconds")
+         "prob_perplexity", "micro_batches", "audio_seconds", "kmeans")
 
 
 def train(args: PretrainArguments) -> Path:
@@ -254,6 +254,7 @@ def _train(args: PretrainArguments) -> Path:
     from transformers import get_scheduler
 
     from w2v2 import W2V2Config, W2V2FeatureExtractor, W2V2ForPreTraining
+    from w2v2.modeling.losses import pretraining_loss
 
     from .audio_data import AudioBatches, load_audio_dataset
     from .checkpointing import (LOCK_FILE, foreign_checkpoints, latest_checkpoint, latest_verified_checkpoint,
@@ -288,9 +289,13 @@ def _train(args: PretrainArguments) -> Path:
         raise ValueError(f"max_sample_size={args.max_sample_size} is shorter than one frame of this model's feature "
                          f"encoder ({cfg.receptive_field} samples); raise it (crops of a few seconds are usual).")  # fmt: skip
 
+    # saved with the model and in every checkpoint
+    feature_extractor = W2V2FeatureExtractor(do_normalize=args.normalize, return_attention_mask=args.pad,
+                                             min_samples=cfg.receptive_field)
+
     # 2. data: budgeted, bucketed, deterministic in (seed, epoch)
-    dataset = load_audio_dataset(args.dataset, split=args.split, config_name=args.dataset_config,
-                                 streaming=args.streaming, audio_column=args.audio_column)
+    dataset = load_audio_dataset(args.dataset, split=args.split, config_name=args.dataset_config, streaming=args.streaming,
+                                 audio_column=args.audio_column)  # fmt: skip
     data = AudioBatches(dataset, batch_seconds=args.batch_seconds, max_sample_size=args.max_sample_size,
                         min_sample_size=args.min_sample_size, max_batch_size=args.max_batch_size, seed=args.seed,
                         normalize=args.normalize, pad=args.pad, audio_column=args.audio_column,
@@ -346,7 +351,7 @@ def _train(args: PretrainArguments) -> Path:
     restored = {k: state.pop(k, None) for k in ("corrupt_files", "sums", "grad_norms")}
     main_only = accelerator.is_main_process  # they are totals over processes: restore them once
     data.corrupt = (restored["corrupt_files"] or 0) if main_only else 0
-    sums = (restored["sums"] if main_only and restored["sums"] else dict.fromkeys(_SUMS, 0.0))
+    sums = {**dict.fromkeys(_SUMS, 0.0), **(restored["sums"] if main_only and restored["sums"] else {})}
     grad_norms = (restored["grad_norms"] or []) if main_only else []
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.exists() else []
     history = [r for r in history if r["step"] <= step]
@@ -396,7 +401,8 @@ def _train(args: PretrainArguments) -> Path:
                 for key, value in (("contrastive_loss", output.contrastive_loss), ("correct", output.contrastive_accuracy * n),
                                    ("num_masked", n), ("diversity", output.diversity_loss), ("penalty", output.feature_penalty * n),
                                    ("code_perplexity", output.code_perplexity), ("prob_perplexity", output.prob_perplexity),
-                                   ("micro_batches", 1.0), ("audio_seconds", batch.seconds)):
+                                   ("micro_batches", 1.0), ("audio_seconds", batch.seconds),
+                                   ("kmeans", 0.0 if output.kmeans_loss is None else output.kmeans_loss * n)):
                     sums[key] += float(value)
         # 6. clip, skip non-finite steps, step
         norm = accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
@@ -436,8 +442,10 @@ def _train(args: PretrainArguments) -> Path:
                 "corrupt_files": int(totals["corrupt"]),  # all processes, since the start
                 "elapsed_minutes": elapsed / 60,
             }
-            metrics["loss"] = (metrics["contrastive_loss"] + cfg.diversity_loss_weight * metrics["diversity_loss"]
-                               + cfg.feature_penalty_weight * metrics["feature_penalty"])
+            if cfg.quantizer == "kmeans":  # vq-wav2vec's codebook + commitment loss L_k, in place of L_d
+                metrics["kmeans_loss"] = totals["kmeans"] / frames
+            metrics["loss"] = pretraining_loss(metrics["contrastive_loss"], metrics["diversity_loss"], metrics["feature_penalty"],
+                                               metrics.get("kmeans_loss"), config=cfg)
             last_log = now
             sums, grad_norms = dict.fromkeys(_SUMS, 0.0), []
             accelerator.log(metrics, step=step)
@@ -461,7 +469,10 @@ def _train(args: PretrainArguments) -> Path:
             pending = global_totals()  # metrics not logged yet and the corrupt-file count; restored on the main process
             save_checkpoint(accelerator, out, step, {**state, "temperature": unwrapped.config.gumbel_temperature,
                                                      "sums": {k: pending[k] for k in _SUMS}, "corrupt_files": int(pending["corrupt"]),
-                                                     "grad_norms": grad_norms}, keep_last=args.save_total_limit)
+                                                     "grad_norms": grad_norms,
+                                                     # what w2v2.hub.export_transformers needs to export the checkpoint alone
+                                                     "model_config": unwrapped.config.to_dict(),
+                                                     "feature_extractor": feature_extractor.to_dict()}, keep_last=args.save_total_limit)
         if stop_reason or out_of_time:
             logger.warning("stopping at update %d: %s", step, stop_reason or "max_minutes or stop_after_updates reached")
             break
@@ -472,8 +483,7 @@ def _train(args: PretrainArguments) -> Path:
     # 9. the final model: safetensors, feature extractor, curves, model card, push
     if accelerator.is_main_process:
         unwrapped.save_pretrained(out, safe_serialization=True)
-        W2V2FeatureExtractor(do_normalize=args.normalize, return_attention_mask=args.pad,
-                             min_samples=cfg.receptive_field).save_pretrained(out)
+        feature_extractor.save_pretrained(out)
         images = []
         if history:
             images.append(plot_curves(history, out / "pretraining_curves.png", panels=PANELS, references=reference_lines(cfg),
@@ -517,7 +527,8 @@ def _check_replicas(accelerator, model, out: Path) -> None:
 
 PANELS = [("loss", "loss (nats / masked frame)"), ("contrastive_loss", "L_m (nats / masked frame)"),
           ("contrastive_accuracy", "contrastive accuracy"), ("code_perplexity", "code perplexity"),
-          ("prob_perplexity", "prob perplexity"), ("diversity_loss", "L_d"), ("feature_penalty", "feature penalty"),
+          ("prob_perplexity", "prob perplexity"), ("diversity_loss", "L_d"), ("kmeans_loss", "L_k (k-means quantizer)"),
+          ("feature_penalty", "feature penalty"),
           ("temperature", "Gumbel temperature"), ("learning_rate", "learning rate"), ("grad_norm", "gradient norm"),
           ("throughput", "audio s / s")]
 
@@ -545,7 +556,8 @@ def _write_card(args, out: Path, history: list[dict], hours: float | None, step:
                f"on {args.dataset}. Final health: contrastive accuracy {metrics.get('contrastive_accuracy')}, "
                f"code perplexity {metrics.get('code_perplexity')}.")
     write_model_card(out, task="pretraining", datasets=[args.dataset], metrics=metrics, hyperparameters=hyper,
-                     summary=summary, images=[str(p) for p in images])
+                     summary=summary, images=[str(p) for p in images],
+                     model_id=args.hub_model_id if args.push_to_hub else None)  # the card's snippets load the repo
 
 
 def main(argv: list[str] | None = None) -> None:
