@@ -50,6 +50,12 @@ def grad_multiply(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- f: X -> Z
+def _time_blocks(x: torch.Tensor, stride: int, blocks: int) -> torch.Tensor:
+    """x: (B, S, C_in) -> its first ``blocks`` blocks of ``stride`` samples, (B, blocks, stride * C_in),
+    a view when x is contiguous within each utterance."""
+    return x[:, : blocks * stride].reshape(x.shape[0], blocks, stride * x.shape[2])
+
+
 class _ShiftedBlockConv(torch.autograd.Function):
     """A strided Conv1d whose kernel is r >= 2 blocks of ``stride`` samples, as r matrix products
     per utterance on shifted views of the input, accumulated in place (forward and backward).
@@ -68,7 +74,7 @@ class _ShiftedBlockConv(torch.autograd.Function):
         batch, _, c_in = x.shape
         d = stride * c_in
         r = w.shape[0] // d
-        blocks = x[:, : (frames + r - 1) * stride].reshape(batch, frames + r - 1, d)  # a view
+        blocks = _time_blocks(x, stride, frames + r - 1)
         y = x.new_empty(batch, frames, w.shape[1])
         for b in range(batch):
             if bias is None:
@@ -89,12 +95,12 @@ class _ShiftedBlockConv(torch.autograd.Function):
         d = stride * c_in
         r = w.shape[0] // d
         grad_y = grad_y.contiguous()
-        blocks = x[:, : (frames + r - 1) * stride].reshape(batch, frames + r - 1, d)
+        blocks = _time_blocks(x, stride, frames + r - 1)
         grad_x = grad_w = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_x = x.new_empty(x.shape)  # contiguous, as the block view below needs
             grad_x[:, frames * stride :].zero_()  # samples only the later blocks (or no frame) read
-            grad_blocks = grad_x[:, : (frames + r - 1) * stride].view(batch, frames + r - 1, d)
+            grad_blocks = _time_blocks(grad_x, stride, frames + r - 1)  # a view: written in place below
             for b in range(batch):
                 torch.mm(grad_y[b], w[:d].t(), out=grad_blocks[b, :frames])
                 for j in range(1, r):
@@ -137,7 +143,7 @@ def conv1d_time_major(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
             return _ShiftedBlockConv.apply(x.contiguous(), w, bias, stride, frames)
     if k % stride == 0:
         r = k // stride
-        blocks = x[:, : (frames + r - 1) * stride].reshape(batch, frames + r - 1, stride * c_in)
+        blocks = _time_blocks(x, stride, frames + r - 1)
         cols = blocks if r == 1 else torch.cat([blocks[:, q : q + frames] for q in range(r)], dim=-1)  # (B, L, k C_in)
     else:
         cols = x.unfold(1, k, stride).transpose(2, 3)  # (B, L, k, C_in), a view

@@ -85,7 +85,7 @@ class TranscribeArguments:
 
 
 def list_audio_files(inputs: list[str]) -> list[Path]:
-    """Files as given, and audio files under folders (sorted)."""
+    """Files as given, and audio files under folders (sorted); an error when there are none."""
     files = []
     for item in map(Path, inputs):
         if item.is_dir():
@@ -94,6 +94,8 @@ def list_audio_files(inputs: list[str]) -> list[Path]:
             files.append(item)
         else:
             raise ValueError(f"input {str(item)!r} does not exist; pass audio files or folders holding them.")
+    if not files:
+        raise ValueError(f"no audio files in {inputs}; pass files or folders with {', '.join(AUDIO_SUFFIXES)} files.")
     return files
 
 
@@ -333,8 +335,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     """Text (one line per file, ``path<TAB>text`` for several) or JSON; returns the results."""
     (args,) = HfArgumentParser(TranscribeArguments).parse_args_into_dataclasses(args=argv)
     files = list_audio_files(args.inputs)
-    if not files:
-        raise ValueError(f"no audio files in {args.inputs}; pass files or folders with {', '.join(AUDIO_SUFFIXES)} files.")
     transcriber = Transcriber.from_pretrained(
         args.model_name_or_path, device=args.device, chunk_length_s=args.chunk_length_s,
         stride_length_s=args.stride_length_s, batch_size=args.batch_size, mixed_precision=args.mixed_precision,

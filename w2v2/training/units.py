@@ -35,7 +35,7 @@ from transformers import AutoFeatureExtractor, HfArgumentParser
 
 from ..modeling import W2V2ForPreTraining
 from .audio_data import decode_audio, load_audio_dataset
-from .transcribe import AUDIO_SUFFIXES, list_audio_files
+from .transcribe import list_audio_files
 
 __all__ = ["UnitsArguments", "combine_groups", "deduplicate", "extract_units", "main"]
 
@@ -113,10 +113,7 @@ def _items(args: UnitsArguments):
             cell = row[args.audio_column]
             yield cell.get("path") or f"{args.dataset}[{args.split}][{i}]", cell, {c: row[c] for c in others}
         return
-    files = list_audio_files(args.inputs)
-    if not files:
-        raise ValueError(f"no audio files in {args.inputs}; pass files or folders with {', '.join(AUDIO_SUFFIXES)} files.")
-    for path in files:
+    for path in list_audio_files(args.inputs):
         yield str(path), {"path": str(path), "bytes": None}, {}
 
 
