@@ -1,11 +1,13 @@
 """Unit tests of the w2v2 models on tiny configurations."""
 
 import json
+import warnings
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoModelForCTC, AutoModelForPreTraining
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from w2v2 import W2V2Config, W2V2ForCTC, W2V2ForPreTraining, W2V2Model
 
@@ -222,19 +224,41 @@ def test_layerdrop_leaves_no_parameter_without_gradient():
     assert missing == []
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize("kwargs", [None, {"use_reentrant": True}, {"use_reentrant": False}])
+@pytest.mark.parametrize("frozen_feature_encoder", [False, True])
+def test_gradient_checkpointing_gives_the_same_gradients(kwargs, frozen_feature_encoder):
+    """transformers' machinery (GradientCheckpointingLayer): its kwargs reach every block, fewer
+    activations are kept for backward, and the gradients are those of a plain run."""
+    saved = []
+
     def grads(checkpointing):
         torch.manual_seed(0)
         model = W2V2ForCTC(W2V2Config.tiny()).train()
+        if frozen_feature_encoder:
+            model.freeze_feature_encoder()
         if checkpointing:
-            model.activation_checkpointing_enable()  # transformers 5 name of gradient_checkpointing_enable
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            blocks = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+            assert len(blocks) == len(model.config.conv_dim) + model.config.num_hidden_layers
+            assert all(b.gradient_checkpointing for b in blocks)
+            assert all(b._gradient_checkpointing_func.keywords == (kwargs or {"use_reentrant": False}) for b in blocks)
         labels = torch.tensor([[1, 2, 3], [4, 5, -100]])
-        model(_batch(), labels=labels).loss.backward()
+        count = [0]
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: count.__setitem__(0, count[0] + 1) or t, lambda t: t):
+            loss = model(_batch(), labels=labels).loss
+        saved.append(count[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. torch's "None of the inputs have requires_grad=True"
+            loss.backward()
         return {n: p.grad for n, p in model.named_parameters()}
 
     plain, checkpointed = grads(False), grads(True)
+    assert saved[1] < saved[0] / 2, saved
     for name in plain:
-        torch.testing.assert_close(plain[name], checkpointed[name], msg=name)
+        if plain[name] is None:
+            assert frozen_feature_encoder and name.startswith("wav2vec2.feature_extractor") and checkpointed[name] is None
+        else:
+            torch.testing.assert_close(plain[name], checkpointed[name], msg=name)
 
 
 def test_ctc_spec_augment_only_in_training_and_freeze_feature_encoder():

@@ -12,8 +12,8 @@ copy one to one. Shapes: B batch, T frames, S samples, C channels/features, H he
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 __all__ = [
     "grad_multiply",
@@ -152,7 +152,7 @@ def conv1d_time_major(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     return y.view(batch, frames, c_out)
 
 
-class ConvLayer(nn.Module):
+class ConvLayer(GradientCheckpointingLayer):
     """One block of the feature encoder: Conv1d -> optional norm -> activation.
 
     ``norm`` is "group" (GroupNorm with one group per channel, BASE's first layer), "layer"
@@ -217,16 +217,22 @@ class FeatureEncoder(nn.Module):
             layers.append(ConvLayer(in_channels, channels, kernel, stride, bias=bias, norm=norm, activation=activation))
             in_channels = channels
         self.conv_layers = nn.ModuleList(layers)
-        self.gradient_checkpointing = False
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
         """input_values: (B, S) -> z: (B, C, T), as transformers returns it (for layer-norm
-        encoders stored time-major: ``z.transpose(1, 2)``, what the model reads next, is contiguous)."""
+        encoders stored time-major: ``z.transpose(1, 2)``, what the model reads next, is contiguous).
+
+        Activation checkpointing is transformers' (each ConvLayer is a GradientCheckpointingLayer,
+        switched on by ``gradient_checkpointing_enable``). When nothing here needs a gradient
+        (frozen f, input without grad) the stack runs without autograd, so a checkpoint never
+        wraps a graph-free call (reentrant checkpoints warn there and would drop the gradient).
+        """
         x = input_values[:, None, :]  # (B, 1, S)
-        for layer in self.conv_layers:
-            if self.gradient_checkpointing and self.training and x.requires_grad:
-                x = checkpoint(layer, x, use_reentrant=False)
-            else:
+        needs_grad = x.requires_grad or any(p.requires_grad for p in self.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and needs_grad):
+            if torch.is_grad_enabled() and not x.requires_grad and any(layer.gradient_checkpointing for layer in self.conv_layers):
+                x = x.detach().requires_grad_()  # a reentrant checkpoint only backpropagates through inputs with grad
+            for layer in self.conv_layers:
                 x = layer(x)
         return x
 
@@ -338,7 +344,7 @@ class FeedForward(nn.Module):
         return self.output_dropout(self.output_dense(x))
 
 
-class EncoderLayer(nn.Module):
+class EncoderLayer(GradientCheckpointingLayer):
     """One Transformer block. ``layer_norm_first=False`` is BASE's post-LN order
     (x = LN(x + Attn(x)); x = LN'(x + FFN(x))); True is LARGE's pre-LN order
     (x = x + Attn(LN(x)); x = x + FFN(LN'(x)))."""
@@ -387,7 +393,6 @@ class Encoder(nn.Module):
             EncoderLayer(hidden_size, num_heads, intermediate_size, activation=activation, dropout=dropout, attention_dropout=attention_dropout, activation_dropout=activation_dropout, eps=eps, layer_norm_first=layer_norm_first)
             for _ in range(num_layers)
         )
-        self.gradient_checkpointing = False
 
     def forward(self, x, key_padding_mask=None, *, output_hidden_states=False, output_attentions=False):
         """x: (B, T, D); key_padding_mask: (B, T) bool, True on real frames.
@@ -409,10 +414,7 @@ class Encoder(nn.Module):
             if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
                 x = x + 0.0 * sum(p.sum() for p in layer.parameters() if p.requires_grad)
                 continue
-            if self.gradient_checkpointing and self.training:
-                x, weights = checkpoint(layer, x, key_padding_mask, output_attentions, use_reentrant=False)
-            else:
-                x, weights = layer(x, key_padding_mask, output_attentions)
+            x, weights = layer(x, key_padding_mask, output_attentions)  # positional: checkpointing needs it
             if output_hidden_states:
                 hidden_states.append(x)
             if output_attentions:
