@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoModelForCTC, AutoModelForPreTraining
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from w2v2 import W2V2Config, W2V2ForCTC, W2V2ForPreTraining, W2V2Model
+from w2v2 import W2V2Config, W2V2ForCTC, W2V2ForPreTraining, W2V2Model, to_transformers
 
 
 def _batch(seed=0, batch=2, samples=16000):
@@ -334,3 +334,22 @@ def test_labels_longer_than_the_frames_are_counted_and_warned(caplog):
     assert "1 of 2 utterances in this batch need more frames than they have (up to 13 label frames for 12" in caplog.text
     assert "counted as 0 (ctc_zero_infinity)" in caplog.text
     assert model.impossible_alignments == 1 and torch.isfinite(out.loss)
+
+
+def test_pretraining_eval_without_mask_is_unmasked_and_matches_transformers():
+    """model.eval()(x): no mask, no loss, the same states on every call and those of transformers'
+    Wav2Vec2ForPreTraining; a generator still asks for the masked pretraining loss."""
+    torch.manual_seed(0)
+    model = W2V2ForPreTraining(W2V2Config.tiny()).eval()
+    x = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(1))
+    attention_mask = torch.ones(2, 16000, dtype=torch.long)
+    attention_mask[1, 12000:] = 0
+    with torch.no_grad():
+        first, second = model(x, attention_mask=attention_mask), model(x, attention_mask=attention_mask)
+        theirs = to_transformers(model).eval()(x, attention_mask=attention_mask)
+        scored = model(x, generator=torch.Generator().manual_seed(0))
+    assert first.loss is None and not first.mask_time_indices.any()
+    torch.testing.assert_close(first.projected_states, second.projected_states, rtol=0, atol=0)
+    torch.testing.assert_close(first.projected_states, theirs.projected_states, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first.projected_quantized_states, theirs.projected_quantized_states, rtol=1e-4, atol=1e-5)
+    assert scored.loss is not None and scored.mask_time_indices.float().mean() > 0.2

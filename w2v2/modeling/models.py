@@ -339,7 +339,9 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
     def forward(self, input_values, attention_mask=None, mask_time_indices=None, sampled_negative_indices=None, generator=None, output_attentions=None, output_hidden_states=None, return_dict=None, quantize_masked_only=False, **kwargs):
         """input_values: (B, S); mask_time_indices: (B, T) bool; sampled_negative_indices:
         (B, T, K) indices into the flattened (B*T) frames. Masks and negatives not given are
-        sampled here (from ``generator`` if given).
+        sampled here (from ``generator`` if given). In eval mode with neither a mask nor a
+        ``generator``, the pass is unmasked and deterministic, as in transformers: c and q for every
+        frame, no loss (pass ``mask_time_indices`` or ``generator`` to score a validation batch).
 
         quantize_masked_only: quantize and project only the frames the loss reads (the masked
         frames and their distractors), as fairseq does; faster, and ``projected_states`` /
@@ -348,6 +350,8 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         training, Gumbel noise is drawn for fewer frames; feature dropout still covers all).
         """
         cfg = self.config
+        if mask_time_indices is None and generator is None and not self.training:
+            return self._unmasked_forward(input_values, attention_mask, output_attentions, output_hidden_states, return_dict)
         if mask_time_indices is None:
             mask_time_indices, sampled = self.sample_masks(input_values, attention_mask, generator)
             sampled_negative_indices = sampled if sampled_negative_indices is None else sampled_negative_indices
@@ -426,6 +430,28 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
             num_masked=num_masked,
             mask_time_indices=mask,
             kmeans_loss=loss_k,
+        )
+        return self._outputs(output, return_dict)
+
+    def _unmasked_forward(self, input_values, attention_mask, output_attentions, output_hidden_states, return_dict):
+        """Eval without a mask: c = project_hid(C) and q = project_q(Q) for every frame, the
+        perplexity over the real frames, loss None (transformers' Wav2Vec2ForPreTraining likewise)."""
+        outputs = self.wav2vec2(input_values, attention_mask=attention_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
+        features = outputs.extract_features  # (B, T, C) Z
+        B, T = features.shape[:2]
+        frames = torch.ones(B, T, dtype=torch.bool, device=features.device)
+        if attention_mask is not None:
+            frames = self._get_feature_vector_attention_mask(T, attention_mask).bool()
+        quantized = self.quantizer(features, frames)
+        output = W2V2ForPreTrainingOutput(
+            projected_states=self.project_hid(outputs.last_hidden_state),
+            projected_quantized_states=self.project_q(quantized["q"].to(self.project_q.weight.dtype)),
+            codevector_perplexity=quantized["codevector_perplexity"],
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            code_perplexity=quantized["code_perplexity"],
+            prob_perplexity=quantized["prob_perplexity"],
+            mask_time_indices=torch.zeros_like(frames),
         )
         return self._outputs(output, return_dict)
 
