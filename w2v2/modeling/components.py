@@ -223,7 +223,7 @@ class FeatureEncoder(nn.Module):
         encoders stored time-major: ``z.transpose(1, 2)``, what the model reads next, is contiguous).
 
         Activation checkpointing is transformers' (each ConvLayer is a GradientCheckpointingLayer,
-        switched on by ``gradient_checkpointing_enable``). When nothing here needs a gradient
+        switched on by ``activation_checkpointing_enable``, formerly ``gradient_checkpointing_enable``). When nothing here needs a gradient
         (frozen f, input without grad) the stack runs without autograd, so a checkpoint never
         wraps a graph-free call (reentrant checkpoints warn there and would drop the gradient).
         """

@@ -439,10 +439,8 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         outputs = self.wav2vec2(input_values, attention_mask=attention_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
         features = outputs.extract_features  # (B, T, C) Z
         B, T = features.shape[:2]
-        frames = torch.ones(B, T, dtype=torch.bool, device=features.device)
-        if attention_mask is not None:
-            frames = self._get_feature_vector_attention_mask(T, attention_mask).bool()
-        quantized = self.quantizer(features, frames)
+        frames = None if attention_mask is None else self._get_feature_vector_attention_mask(T, attention_mask).bool()
+        quantized = self.quantizer(features, frames)  # perplexity over every frame when None
         output = W2V2ForPreTrainingOutput(
             projected_states=self.project_hid(outputs.last_hidden_state),
             projected_quantized_states=self.project_q(quantized["q"].to(self.project_q.weight.dtype)),
@@ -451,7 +449,7 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
             attentions=outputs.attentions,
             code_perplexity=quantized["code_perplexity"],
             prob_perplexity=quantized["prob_perplexity"],
-            mask_time_indices=torch.zeros_like(frames),
+            mask_time_indices=torch.zeros(B, T, dtype=torch.bool, device=features.device),
         )
         return self._outputs(output, return_dict)
 
