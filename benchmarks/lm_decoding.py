@@ -28,7 +28,8 @@ import numpy as np
 
 from w2v2 import W2V2CTCTokenizer
 from w2v2.data.text import load_sentences
-from w2v2.training.language_model import NgramCTCDecoder, build_lm_folder
+from w2v2.processing.lm_decoder import NgramCTCDecoder
+from w2v2.training.language_model import build_lm_folder
 from w2v2.training.metrics import load_wer_cer
 
 SECONDS_PER_FRAME = 320 / 16_000  # 0.02

@@ -56,10 +56,10 @@ def replot(run_dir: Path, figure: Path, name: str) -> Path:
     """The run's curves again, at a resolution small enough to commit (about 90 kB)."""
     from w2v2 import W2V2Config
     from w2v2.training.plotting import plot_curves
-    from w2v2.training.pretrain import PANELS, reference_lines
+    from w2v2.training.plotting import PRETRAINING_PANELS, pretraining_reference_lines
 
     history = [json.loads(line) for line in (run_dir / "runs" / "metrics.jsonl").read_text().splitlines()]
-    return plot_curves(history, figure, panels=PANELS, references=reference_lines(W2V2Config.from_pretrained(run_dir)),
+    return plot_curves(history, figure, panels=PRETRAINING_PANELS, references=pretraining_reference_lines(W2V2Config.from_pretrained(run_dir)),
                        log_scale=("grad_norm",), title=f"w2v2 pretraining, recipe small, run {name}", dpi=55)
 
 

@@ -290,12 +290,12 @@ def child_e2e_transformers(corpus: str, updates: int, warmup: int) -> dict:
     torch.manual_seed(0)
     ours = recipe_config("small")  # the masking and temperature settings, which transformers' config does not hold
     model: Wav2Vec2ForPreTraining = to_transformers(W2V2ForPreTraining(ours)).train()
-    data = AudioBatches(load_audio_dataset(str(Path(corpus) / "pretrain")), batch_seconds=recipe["batch_seconds"],
-                        max_sample_size=recipe["max_sample_size"], min_sample_size=recipe["min_sample_size"],
-                        normalize=recipe["normalize"], pad=recipe["pad"], seed=0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["learning_rate"], betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+    data = AudioBatches(load_audio_dataset(str(Path(corpus) / "pretrain")), batch_seconds=recipe.batch_seconds,
+                        max_sample_size=recipe.max_sample_size, min_sample_size=recipe.min_sample_size,
+                        normalize=recipe.normalize, pad=recipe.pad, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
     total = warmup + updates
-    scheduler = get_scheduler("polynomial", optimizer, num_warmup_steps=recipe["warmup_updates"], num_training_steps=recipe["max_updates"])
+    scheduler = get_scheduler("polynomial", optimizer, num_warmup_steps=recipe.warmup_updates, num_training_steps=recipe.max_updates)
     step, audio, started = 0, 0.0, None
     epoch = 0
     while step < total:
@@ -313,7 +313,7 @@ def child_e2e_transformers(corpus: str, updates: int, warmup: int) -> dict:
             model.set_gumbel_temperature(ours.gumbel_temperature_at(step))
             out = model(x, mask_time_indices=mask, sampled_negative_indices=torch.tensor(negatives, dtype=torch.long))
             (out.loss / mask.sum()).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe["max_grad_norm"])
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -360,19 +360,20 @@ def part_accuracy(args) -> None:
     import jiwer
 
     from w2v2 import W2V2ForCTC, W2V2Processor
-    from w2v2.training.audio_data import decode_audio, load_audio_dataset
+    from w2v2.processing.audio import load_audio
+    from w2v2.training.audio_data import load_audio_dataset
     from w2v2.training.collators import normalize_transcript
 
     processor = W2V2Processor.from_pretrained(args.ctc_model)
     fp32 = W2V2ForCTC.from_pretrained(args.ctc_model).eval()
     int8 = torch.ao.quantization.quantize_dynamic(W2V2ForCTC.from_pretrained(args.ctc_model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
     test = load_audio_dataset(str(Path(args.corpus) / "test_clean"))
-    clips = [(decode_audio(row["audio"]), normalize_transcript(row[args.text_column])) for row in test]
+    clips = [(load_audio(row["audio"]), normalize_transcript(row[args.text_column])) for row in test]
     variants = {"fp32": (fp32, False), "bf16 autocast": (fp32, True), "int8 Linear": (int8, False)}
     exports = tempfile.TemporaryDirectory()
     try:  # the ONNX exports of the same folder (w2v2-export), run by onnxruntime
-        from w2v2.export import export_onnx
-        from w2v2.onnx_runner import OnnxCTCModel
+        from w2v2.inference.export import export_onnx
+        from w2v2.inference.onnx_runner import OnnxCTCModel
 
         for name, quantized in (("onnxruntime fp32", False), ("onnxruntime int8", True)):
             variants[name] = (OnnxCTCModel(export_onnx(args.ctc_model, Path(exports.name) / name.split()[1], int8=quantized).parent), None)
@@ -411,7 +412,7 @@ def part_accuracy(args) -> None:
 def child_long(who: str, model_dir: str, path: str) -> dict:
     start = time.perf_counter()
     if who == "w2v2":
-        from w2v2.training.transcribe import Transcriber
+        from w2v2.inference.transcribe import Transcriber
 
         transcriber = Transcriber.from_pretrained(model_dir, device="cpu", mixed_precision="auto")
         text = next(transcriber.transcribe([path]))["text"]
@@ -447,14 +448,15 @@ def part_long(args) -> None:
     import numpy as np
     import soundfile as sf
 
-    from w2v2.training.audio_data import decode_audio, load_audio_dataset
+    from w2v2.processing.audio import load_audio
+    from w2v2.training.audio_data import load_audio_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         test = load_audio_dataset(str(Path(args.corpus) / "test_clean"))
         pieces, total = [], 0
         while total < 600 * SAMPLE_RATE:
             for row in test:
-                pieces.append(decode_audio(row["audio"]))
+                pieces.append(load_audio(row["audio"]))
                 total += len(pieces[-1])
                 if total >= 600 * SAMPLE_RATE:
                     break
@@ -480,8 +482,8 @@ def part_onnx(args) -> None:
     import numpy as np
 
     from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC, W2V2Processor
-    from w2v2.export import export_onnx
-    from w2v2.onnx_runner import OnnxCTCModel
+    from w2v2.inference.export import export_onnx
+    from w2v2.inference.onnx_runner import OnnxCTCModel
 
     threads = torch.get_num_threads()
     cpu = torch.device("cpu")

@@ -51,3 +51,21 @@ if [ ! -x .venv/bin/lmplz ] || [ ! -x .venv/bin/build_binary ]; then
   cp "$work/build/bin/lmplz" "$work/build/bin/build_binary" .venv/bin/
   rm -rf "$work"
 fi
+
+# transformers' own test mixins (ModelTesterMixin, ConfigTester, the feature-extraction,
+# tokenization and processing mixins) for tests/test_transformers_mixins_*.py: the top-level
+# tests/*.py of the installed version's source distribution on PyPI, fetched once (the suite
+# stays offline after).
+tf_version=$(.venv/bin/python -c "import transformers; print(transformers.__version__)")
+tf_tests=.venv/transformers-tests/$tf_version
+if [ ! -f "$tf_tests/test_modeling_common.py" ]; then
+  echo "[setup] fetching transformers $tf_version's test mixins (its source distribution, once)"
+  work=$(mktemp -d)
+  .venv/bin/pip download -q --no-binary :all: --no-deps -d "$work" "transformers==$tf_version"
+  tar xzf "$work/transformers-$tf_version.tar.gz" -C "$work" "transformers-$tf_version/tests"
+  mkdir -p "$tf_tests"
+  cp "$work/transformers-$tf_version"/tests/*.py "$tf_tests/"
+  # the config mixin executes the folder's __init__.py (empty in transformers' repo, absent from the sdist)
+  touch "$tf_tests/__init__.py"
+  rm -rf "$work"
+fi

@@ -12,13 +12,13 @@ import soundfile as sf
 import torch
 
 from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC, W2V2ForPreTraining, W2V2Processor
-from w2v2.export import export_onnx
-from w2v2.onnx_runner import OnnxCTCModel
-from w2v2.training.transcribe import main as transcribe_main
+from w2v2.inference.export import export_onnx
+from w2v2.inference.onnx_runner import OnnxCTCModel
+from w2v2.inference.transcribe import main as transcribe_main
 
 pytestmark = pytest.mark.slow  # each export runs torch.export and onnxscript: 10-25 s on two cores
 
-RUNNER_FILE = Path(__file__).parents[1] / "w2v2" / "onnx_runner.py"
+RUNNER_FILE = Path(__file__).parents[1] / "w2v2" / "inference" / "onnx_runner.py"
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +155,10 @@ def test_runner_needs_no_torch(fp32_export, train_files):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == OnnxCTCModel(fp32_export).transcribe([sf.read(train_files[0], dtype="float32")[0]])[0]
     assert result.stdout.strip()
+    from w2v2.inference.onnx_runner import NORM_EPS
+    from w2v2.processing.audio import NORM_EPS as FEATURE_EXTRACTOR_EPS
+
+    assert NORM_EPS == FEATURE_EXTRACTOR_EPS  # the standalone runner restates the feature extractor's variance floor
 
 
 @pytest.mark.parametrize("package", ["onnx", "onnxruntime", "onnxscript"])
@@ -169,7 +173,7 @@ def test_missing_packages_are_named(tiny_ctc, tmp_path, monkeypatch, package):
 
 
 def test_an_earlier_export_is_replaced_file_by_file(fp32_export, tmp_path):
-    from w2v2.export import _claim_out_dir
+    from w2v2.inference.export import _claim_out_dir
 
     out = tmp_path / "out"
     out.mkdir()

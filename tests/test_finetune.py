@@ -14,7 +14,7 @@ from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
 from w2v2 import W2V2ForCTC, W2V2Processor
 from w2v2.training.ctc_trainer import CTCTrainingArguments
 from w2v2.training.finetune import DataArguments, ModelArguments, finetune_ctc, main
-from w2v2.training.transcribe import Transcriber
+from w2v2.inference.transcribe import Transcriber
 
 pytestmark = pytest.mark.slow
 

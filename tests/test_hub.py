@@ -235,7 +235,7 @@ def _saved_models(root: Path) -> dict:
     import torch
 
     from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC, W2V2ForPreTraining, W2V2Processor
-    from w2v2.hub import write_model_card
+    from w2v2.model_card import write_model_card
 
     waveform = torch.randn(1, 8000, generator=torch.Generator().manual_seed(0))
     torch.save(waveform, root / "waveform.pt")
@@ -400,7 +400,8 @@ def test_push_and_load_models_processor_and_transformers_export(hub_server, tmp_
 
 
 def test_write_model_card_refuses_bad_input(tmp_path):
-    from w2v2.hub import push_to_hub, write_model_card
+    from w2v2.hub import push_to_hub
+    from w2v2.model_card import write_model_card
 
     with pytest.raises(ValueError, match="task='ctc'"):
         write_model_card(tmp_path, task="ctc")

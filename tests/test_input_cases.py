@@ -32,7 +32,7 @@ from pretrain_utils import make_audiofolder
 
 from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC, W2V2Processor
 from w2v2.cli_errors import describe, run_cli
-from w2v2.training.audio_data import decode_audio
+from w2v2.processing.audio import load_audio
 from w2v2.training.callbacks import FreezeEncoderCallback
 from w2v2.training.checkpointing import (FINETUNE_MARKER, LOCK_FILE, latest_verified_checkpoint, mark_complete,
                                          run_lock)  # fmt: skip
@@ -41,7 +41,7 @@ from w2v2.training.ctc_trainer import CTCTrainer, CTCTrainingArguments, EpochSee
 from w2v2.training.finetune import DataArguments, ModelArguments, _checkpoint_to_resume, finetune_ctc, load_ctc_split
 from w2v2.training.pretrain import parse_args, train
 from w2v2.training.schedulers import get_tri_stage_schedule
-from w2v2.training.transcribe import main as transcribe_main
+from w2v2.inference.transcribe import main as transcribe_main
 
 SR = 16_000
 
@@ -254,7 +254,7 @@ def item6_transcribe_writes_every_good_file_and_lists_the_bad(ctx):
 
 
 def item7_a_nan_clip_is_refused_when_decoding(ctx):
-    return refused(lambda: decode_audio(cell(ctx.shared / "nan.wav")))
+    return refused(lambda: load_audio(cell(ctx.shared / "nan.wav")))
 
 
 def model_entry(input_values, attention_mask=None):

@@ -28,7 +28,8 @@ from pretrain_utils import make_audiofolder
 from transformers import Wav2Vec2Config
 
 from w2v2 import W2V2Config, W2V2ForCTC, W2V2ForPreTraining, W2V2Processor, sample_negatives
-from w2v2.hub import export_transformers, folder_format, usage_snippet
+from w2v2.conversion import export_transformers, folder_format
+from w2v2.model_card import usage_snippet
 from w2v2.modeling import compute_span_mask
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -216,7 +217,7 @@ def test_pretraining_run_and_checkpoints_export_and_load_in_transformers(pretrai
     card = (run / "README.md").read_text()
     title = card.split("\n---\n", 1)[1].lstrip().split("\n")
     assert title[0] == "# run" and title[2].startswith("> **w2v2 format.**") and "w2v2-export --format transformers" in title[3]
-    from w2v2.export import main as export_main
+    from w2v2.inference.export import main as export_main
 
     export_main(["--format", "transformers", str(run), str(tmp_path / "run-hf")])
     export_transformers(checkpoint, tmp_path / "ckpt-hf")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from w2v2.processing import W2V2CTCTokenizer
-from w2v2.training.language_model import NgramCTCDecoder, build_ngram_lm, tune_lm_weights
+from w2v2.processing.lm_decoder import NgramCTCDecoder
+from w2v2.training.language_model import build_ngram_lm, tune_lm_weights
 
 pytest.importorskip("pyctcdecode")
 pytest.importorskip("kenlm")

@@ -202,7 +202,7 @@ def _misspelling_copy(model_dir: Path, dest: Path) -> Path:
 
 
 def test_transcribe_command_uses_the_folders_lm_unless_told_not_to(lm_model, tmp_path):
-    from w2v2.training.transcribe import main
+    from w2v2.inference.transcribe import main
 
     model_dir, _, _ = lm_model
     misspelling = _misspelling_copy(model_dir, tmp_path / "misspelling")
@@ -210,7 +210,7 @@ def test_transcribe_command_uses_the_folders_lm_unless_told_not_to(lm_model, tmp
     greedy = [r["text"] for r in main(["--model_name_or_path", str(misspelling), "--inputs", *files, "--no_lm", "--progress", "false"])]
     wrong = [g for g, ref in zip(greedy, UTTERANCES) if g != ref]
     assert len(wrong) == 1 and wrong[0].count("U") > next(r for r in UTTERANCES if r not in greedy).count("U")
-    run = subprocess.run([sys.executable, "-m", "w2v2.training.transcribe", "--model_name_or_path", str(misspelling),
+    run = subprocess.run([sys.executable, "-m", "w2v2.inference.transcribe", "--model_name_or_path", str(misspelling),
                           "--inputs", *files, "--output_format", "json", "--word_timestamps", "--progress", "false"],
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
@@ -235,7 +235,8 @@ def test_one_command_tunes_alpha_beta_on_a_split_and_attaches_the_lm(lm_model, t
     from datasets import load_dataset
 
     from w2v2 import W2V2ForCTC
-    from w2v2.training.language_model import NgramCTCDecoder, split_log_probs
+    from w2v2.processing.lm_decoder import NgramCTCDecoder
+    from w2v2.training.language_model import split_log_probs
     from w2v2.training.metrics import load_wer_cer
 
     model, processor = W2V2ForCTC.from_pretrained(misspelling).eval(), W2V2Processor.from_pretrained(misspelling)

@@ -103,6 +103,4 @@ def test_pretraining_outputs_match_transformers(variant, direction, padded_batch
 
 
 def _config_as_transformers(variant):
-    from w2v2.modeling.conversion import config_to_transformers
-
-    return config_to_transformers(_config(variant))
+    return _config(variant).to_transformers_config()

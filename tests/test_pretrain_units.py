@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from pretrain_utils import make_audiofolder
+import soundfile as sf
+from pretrain_utils import SR, make_audiofolder
 
+from w2v2.processing.audio import load_audio
 from w2v2.training.audio_data import AudioBatches, load_audio_dataset, plan_batches
 from w2v2.training.checkpointing import COMPLETE_MARKER, latest_checkpoint, load_checkpoint, remove_incomplete, save_checkpoint
 from w2v2.training.health import HealthMonitor
@@ -196,3 +198,29 @@ def test_run_lock_refuses_a_second_run_and_names_the_holder(tmp_path, caplog):
     with caplog.at_level("WARNING"), run_lock(out, "w2v2-pretrain"):
         assert json.loads((out / LOCK_FILE).read_text())["pid"] == os.getpid()
     assert "no longer runs" in caplog.text and out.is_dir() and not (out / LOCK_FILE).exists()
+
+
+def test_saved_feature_extractor_reproduces_a_normalised_training_batch(tmp_path):
+    # Utterances shorter than max_sample_size are whole in a padded batch, so the feature
+    # extractor pretraining saves with the model (W2V2FeatureExtractor(do_normalize=True, ...))
+    # must give the same samples from the same files. The quiet clip (variance ~1e-7) tells the
+    # variance floors apart: fairseq's layer_norm 1e-5 would scale it 6x below what 1e-7 gives.
+    from w2v2 import W2V2FeatureExtractor
+
+    folder = make_audiofolder(tmp_path / "data", clips=3, seconds=(0.8, 1.5), seed=5)
+    quiet, rate = sf.read(folder / "clip001.flac", dtype="float32")
+    sf.write(folder / "clip001.flac", 0.002 * quiet, rate)
+    W2V2FeatureExtractor(do_normalize=True, return_attention_mask=True, min_samples=400).save_pretrained(tmp_path / "run")
+    extractor = W2V2FeatureExtractor.from_pretrained(tmp_path / "run")
+    files = {len(audio): audio for audio in (load_audio(p) for p in sorted(folder.glob("*.flac")))}
+    assert len(files) == 3 and min(float(a.var()) for a in files.values()) < 1e-6
+    batches = AudioBatches(load_audio_dataset(folder), batch_seconds=10.0, max_sample_size=2 * SR, normalize=True,
+                           pad=True, max_batch_size=1, seed=1, duration_column=None)  # fmt: skip  (exact lengths from the headers)
+    seen = set()
+    for batch in batches.epoch(0):
+        (values,), (mask,) = batch.input_values, batch.attention_mask
+        n = int(mask.sum())
+        want = extractor(files[n], sampling_rate=SR, return_tensors="pt")["input_values"][0]
+        assert torch.equal(values[:n], want), f"clip of {n} samples: max difference {float((values[:n] - want).abs().max()):.3g}"
+        seen.add(n)
+    assert seen == set(files)

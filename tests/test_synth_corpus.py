@@ -11,7 +11,7 @@ import pytest
 
 from w2v2.data import synth
 from w2v2.data.synth import SPLITS, CorpusConfig, ensure_corpus, generate_corpus, load_corpus
-from w2v2.data.text import load_sentences, normalise, sentence_part
+from w2v2.data.text import load_sentences, sentence_part, spoken_and_label
 from w2v2.data.tts import add_noise, voices
 
 # About a minute of audio in all: a couple of seconds to make.
@@ -185,8 +185,8 @@ def test_generate_refuses_bad_jobs(tmp_path):
     ("too short here", None),
     ("word " * 31, None),
 ])
-def test_normalise(text, expected):
-    assert normalise(text) == expected
+def test_spoken_and_label(text, expected):
+    assert spoken_and_label(text) == expected
 
 
 def test_noise_has_the_requested_snr():

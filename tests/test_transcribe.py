@@ -12,7 +12,7 @@ import torch
 from finetune_helpers import UTTERANCES, long_recording
 
 from w2v2 import W2V2Config, W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2ForCTC, W2V2Processor
-from w2v2.training.transcribe import Transcriber, build_lm_decoder, main
+from w2v2.inference.transcribe import Transcriber, build_lm_decoder, main
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +137,7 @@ def test_console_script_exits_with_status_zero(tiny_ctc, train_files):
 def test_runs_a_transformers_format_checkpoint(tiny_ctc, train_files, tmp_path):
     from transformers import Wav2Vec2ForCTC
 
-    from w2v2.hub import export_transformers
+    from w2v2.conversion import export_transformers
 
     export_transformers(tiny_ctc.output_dir, tmp_path / "hf")
     assert Wav2Vec2ForCTC.from_pretrained(tmp_path / "hf").config.model_type == "wav2vec2"

@@ -13,10 +13,10 @@ from .modeling import (
     W2V2PreTrainedModel,
     compute_span_mask,
     sample_negatives,
-    to_transformers,
 )
 from .processing import *  # noqa: F401,F403  (feature extractor, tokenizer, processor)
 from .processing import __all__ as _processing_all
+from .conversion import from_transformers, to_transformers
 
 __version__ = "0.1.0"
 
@@ -30,5 +30,6 @@ __all__ = [
     "compute_span_mask",
     "sample_negatives",
     "to_transformers",
+    "from_transformers",
     *_processing_all,
 ]

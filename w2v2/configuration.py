@@ -19,6 +19,7 @@ expected number of *masked frames* before overlap, so the paper's p = 0.065 with
 ``mask_prob = 0.65`` and covers about 1 - (1 - p)**M = 49% of frames.
 """
 
+import dataclasses
 import difflib
 import json
 from typing import Any
@@ -26,7 +27,22 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers import Wav2Vec2Config
 
-__all__ = ["W2V2Config"]
+__all__ = ["CLASS_TWINS", "PRESETS", "W2V2Config"]
+
+# w2v2 class -> its transformers twin: the names a config, processor or tokenizer file mentions
+# are swapped with these when a folder moves between the two formats (both directions).
+CLASS_TWINS = {
+    "W2V2Model": "Wav2Vec2Model",
+    "W2V2ForPreTraining": "Wav2Vec2ForPreTraining",
+    "W2V2ForCTC": "Wav2Vec2ForCTC",
+    "W2V2FeatureExtractor": "Wav2Vec2FeatureExtractor",
+    "W2V2CTCTokenizer": "Wav2Vec2CTCTokenizer",
+    "W2V2Processor": "Wav2Vec2Processor",
+    "W2V2ProcessorWithLM": "Wav2Vec2ProcessorWithLM",
+}
+_OURS_OF = {theirs: ours for ours, theirs in CLASS_TWINS.items()}
+_METADATA = ("model_type", "architectures", "transformers_version", "_name_or_path")  # not carried across formats
+_HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
 
 # The paper's feature encoder: 7 temporal convolutions, 512 channels, receptive field
 # 400 samples (25 ms at 16 kHz), stride 320 samples (20 ms): 49 frames per second.
@@ -90,6 +106,45 @@ LARGE = dict(
     min_gumbel_temperature=0.1,
 )
 
+# The CPU model of the "small" recipe: a 4-layer conv encoder with the paper's total stride
+# of 320 samples (8 * 4 * 2 * 5; 20 ms frames) and a receptive field of 424 samples (paper: 400),
+# whose large first stride and 32 channels halve the cost of the paper's first layers;
+# a 4 x 128 pre-LN Transformer and 2 x 32 codevectors.
+SMALL = dict(
+    conv_dim=(32, 128, 128, 128),
+    conv_kernel=(16, 8, 4, 5),
+    conv_stride=(8, 4, 2, 5),
+    conv_bias=True,
+    feat_extract_norm="layer",
+    do_stable_layer_norm=True,
+    hidden_size=128,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=512,
+    num_conv_pos_embeddings=64,
+    num_conv_pos_embedding_groups=16,
+    hidden_dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    feat_proj_dropout=0.0,
+    feat_quantizer_dropout=0.0,
+    layerdrop=0.0,
+    num_codevector_groups=2,
+    num_codevectors_per_group=32,
+    codevector_dim=128,
+    proj_codevector_dim=128,
+    num_negatives=20,
+    contrastive_logits_temperature=0.1,
+    diversity_loss_weight=0.1,
+    feature_penalty_weight=0.0,
+    feature_grad_mult=1.0,
+    max_gumbel_temperature=2.0,
+    min_gumbel_temperature=0.5,
+    gumbel_temperature_decay=0.999,
+    pretrain_mask_time_prob=0.65,
+    pretrain_mask_time_length=4,
+)
+
 
 @strict
 class W2V2Config(Wav2Vec2Config):
@@ -110,7 +165,7 @@ class W2V2Config(Wav2Vec2Config):
     pretrain_mask_time_prob, pretrain_mask_time_length, pretrain_mask_time_min_masks:
         Span masking of the pretraining objective (paper: p * M = 0.65, M = 10, at least 2 spans).
         transformers has no such fields: an export of a pretraining model carries them into
-        ``mask_time_*``, the fields its pretraining reads (``w2v2.modeling.conversion``).
+        ``mask_time_*``, the fields its pretraining reads (``W2V2Config.to_transformers_config``).
     quantizer (`str`, defaults to ``"gumbel"``):
         Z -> Q of the pretraining objective: ``"gumbel"`` (wav2vec 2.0's Gumbel-softmax product
         quantizer) or ``"kmeans"`` (vq-wav2vec's nearest-codeword quantizer with a straight-through
@@ -148,7 +203,8 @@ class W2V2Config(Wav2Vec2Config):
             self.gumbel_temperature = self.max_gumbel_temperature
         super().__post_init__(**kwargs)
         # Checked here so that a bad value raises a plain ValueError at construction; the
-        # strict-dataclass validator below runs the same checks again at save time.
+        # strict-dataclass validator below runs the same checks again at save time, and every
+        # model runs them again when it is built (a field may have been set since).
         self.check_values()
 
     def validate_w2v2(self):
@@ -270,6 +326,49 @@ class W2V2Config(Wav2Vec2Config):
                 raise ValueError(f"config_overrides names {name!r}, which is not a W2V2Config field; {hint}")
         return overrides
 
+    # ------------------------------------------------------------------ transformers' format
+    @classmethod
+    def from_any_pretrained(cls, path, **kwargs) -> tuple["W2V2Config | None", dict[str, Any]]:
+        """Read the config at ``path`` (folder or Hub id). A transformers ``wav2vec2`` config
+        becomes a ``W2V2Config`` (config-field ``kwargs`` applied as ``from_pretrained`` would).
+        Returns (the config, or None for a w2v2 checkpoint, which loads as it is; the kwargs left for the model)."""
+        config_dict, _ = cls.get_config_dict(path, **{k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
+        if config_dict.get("model_type") != "wav2vec2":
+            return None, kwargs
+        values = {k: v for k, v in config_dict.items() if k not in _METADATA}
+        if config_dict.get("architectures"):
+            values["architectures"] = [_OURS_OF.get(a, a) for a in config_dict["architectures"]]
+        return cls.from_dict(_with_our_tokenizer(values), return_unused_kwargs=True, **kwargs)
+
+    @classmethod
+    def from_transformers_config(cls, config: Wav2Vec2Config, **overrides) -> "W2V2Config":
+        """The ``W2V2Config`` of a transformers ``Wav2Vec2Config`` (its w2v2 extra keys, if any, read back)."""
+        values = _with_our_tokenizer({k: v for k, v in config.to_dict().items() if k not in _METADATA})
+        return cls(**{**values, **overrides})
+
+    def to_transformers_config(self, *, pretraining: bool = False, w2v2_fields: bool = True) -> Wav2Vec2Config:
+        """The transformers configuration of the same architecture.
+
+        Args:
+            pretraining: the config of a model to pretrain further. transformers' pretraining
+                (``Wav2Vec2ForPreTraining`` and its example script) masks with ``mask_time_*``, which
+                in w2v2 is fine-tuning's SpecAugment (0.05 by default): here it becomes w2v2's
+                ``pretrain_mask_time_*`` (p * M = 0.65, M = 10), so pretraining continues with the
+                mask it had. ``apply_spec_augment`` is turned on, since transformers drops a given
+                mask without it (w2v2 applies the pretraining mask regardless; channel masking stays off then).
+            w2v2_fields: keep w2v2's own fields (``feature_grad_mult``, ``pretrain_mask_time_prob``, ...)
+                as extra keys, which transformers ignores and ``W2V2*.from_pretrained`` reads back.
+        """
+        ours = {f.name for f in dataclasses.fields(W2V2Config)} - {f.name for f in dataclasses.fields(Wav2Vec2Config)}
+        values = {k: v for k, v in self.to_dict().items() if k not in _METADATA and (w2v2_fields or k not in ours)}
+        values["tokenizer_class"] = CLASS_TWINS.get(self.tokenizer_class, self.tokenizer_class)
+        if pretraining:
+            values.update(mask_time_prob=self.pretrain_mask_time_prob, mask_time_length=self.pretrain_mask_time_length,
+                          mask_time_min_masks=self.pretrain_mask_time_min_masks, apply_spec_augment=True)  # fmt: skip
+            if not self.apply_spec_augment:
+                values["mask_feature_prob"] = 0.0
+        return Wav2Vec2Config(**values)
+
     # ------------------------------------------------------------------ schedule
     def gumbel_temperature_at(self, step: int) -> float:
         """tau(step) = max(tau_min, tau_max * decay**step), the paper's annealing per update."""
@@ -293,6 +392,20 @@ class W2V2Config(Wav2Vec2Config):
     def large(cls, **overrides) -> "W2V2Config":
         """The paper's LARGE model (317 M parameters): layer-norm encoder, pre-LN Transformer."""
         return cls(**{**PAPER_COMMON, **LARGE, **overrides})
+
+    @classmethod
+    def small(cls, **overrides) -> "W2V2Config":
+        """The CPU model of ``w2v2-pretrain --recipe small`` (1.1 M parameters): learns in 20
+        minutes on two cores (benchmarks/RESULTS.md, "Pretraining at CPU scale")."""
+        return cls(**{**SMALL, **overrides})
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "W2V2Config":
+        """The preset ``name`` (one of ``PRESETS``: base, large, small, tiny) with ``overrides``;
+        what ``w2v2-pretrain --recipe`` and ``w2v2-finetune --config_name`` look up."""
+        if name not in PRESETS:
+            raise ValueError(f"preset {name!r} is unknown; use one of {', '.join(PRESETS)} (or a config folder where one is accepted).")
+        return getattr(cls, name)(**overrides)
 
     @classmethod
     def tiny(cls, **overrides) -> "W2V2Config":
@@ -322,3 +435,13 @@ class W2V2Config(Wav2Vec2Config):
         )
         values.update(overrides)
         return cls(**values)
+
+
+def _with_our_tokenizer(values: dict) -> dict:
+    """A transformers config's values with w2v2's tokenizer named where it names transformers'
+    twin or none (W2V2Config's default then applies)."""
+    name = values.pop("tokenizer_class", None)
+    return {**values, "tokenizer_class": _OURS_OF.get(name, name)} if name else values
+
+
+PRESETS = ("base", "large", "small", "tiny")  # W2V2Config.<name>(**overrides)

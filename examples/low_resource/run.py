@@ -34,11 +34,12 @@ import torch
 from w2v2 import W2V2ForCTC, W2V2Processor
 from w2v2.data.synth import ensure_corpus
 from w2v2.data.text import load_sentences
-from w2v2.training.audio_data import decode_audio
+from w2v2.processing.audio import load_audio
 from w2v2.training.collators import normalize_transcript
 from w2v2.training.ctc_trainer import CTCTrainingArguments
 from w2v2.training.finetune import DataArguments, ModelArguments, finetune_ctc, load_ctc_split
-from w2v2.training.language_model import NgramCTCDecoder, build_ngram_lm, find_kenlm_tool, tune_lm_weights
+from w2v2.processing.lm_decoder import NgramCTCDecoder
+from w2v2.training.language_model import build_ngram_lm, find_kenlm_tool, tune_lm_weights
 from w2v2.training.metrics import load_wer_cer
 from w2v2.training.plotting import plot_curves
 from w2v2.training.pretrain import PretrainArguments
@@ -132,7 +133,7 @@ def split_log_probs(model: W2V2ForCTC, processor: W2V2Processor, corpus: Path, s
     rate = processor.feature_extractor.sampling_rate
     log_probs, references = [], []
     for row in load_ctc_split(DataArguments(dataset_name_or_path=str(corpus)), split, split_flag="test_splits"):
-        inputs = processor(audio=decode_audio(row["audio"], rate), sampling_rate=rate, return_tensors="pt")
+        inputs = processor(audio=load_audio(row["audio"], rate), sampling_rate=rate, return_tensors="pt")
         log_probs.append(model(inputs.input_values).logits[0].log_softmax(-1).numpy())
         references.append(normalize_transcript(row["transcription"]))
     return log_probs, references
@@ -284,4 +285,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from w2v2.cli_errors import run_cli
+
+    run_cli(main, log_progress=True)

@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Sentence", "load_sentences", "normalise", "sentence_part", "split_sentences"]
+__all__ = ["Sentence", "load_sentences", "sentence_part", "spoken_and_label", "split_sentences"]
 
 MIN_WORDS, MAX_WORDS = 4, 30
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -56,7 +56,7 @@ class Sentence:
         return self.transcription.count(" ") + 1
 
 
-def normalise(text: str) -> tuple[str, str] | None:
+def spoken_and_label(text: str) -> tuple[str, str] | None:
     """``(spoken, transcription)`` of one sentence, or None when it cannot be labelled.
 
     Refused: digits, symbols (``$ % & / + =``), abbreviations, acronyms, single letters
@@ -138,7 +138,7 @@ def load_sentences() -> dict[str, tuple[Sentence, ...]]:
     for source, passages in (("kjv", _kjv_passages()), ("wordnet", _wordnet_passages(WORDNET_DIR))):
         for passage in passages:
             for piece in split_sentences(passage):
-                pair = normalise(piece)
+                pair = spoken_and_label(piece)
                 if pair is not None and pair[1] not in seen:
                     seen[pair[1]] = Sentence(pair[0], pair[1], source)
     parts: dict[str, list[Sentence]] = {"train": [], "validation": [], "test": []}

@@ -31,13 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
+
+from ..processing.audio import SAMPLE_RATE, load_audio
 
 __all__ = ["ENGINES", "SAMPLE_RATE", "Voice", "add_noise", "check_engines", "phonemes_of", "set_level",
            "synthesize", "synthesize_with_phonemes", "to_int16", "voices"]
-
-SAMPLE_RATE = 16_000
 
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
                   "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
@@ -144,10 +142,7 @@ def _synthesize(voice: Voice, text: str, rate: float, pitch: float, with_phoneme
             raise ValueError(f"voice.engine={voice.engine!r} is unknown; use one of {sorted(ENGINES)}")
         if cmd is not None:
             _run(cmd)
-        audio, sr = sf.read(wav, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if sr != SAMPLE_RATE:
-        audio = soxr.resample(audio, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
+        audio = load_audio(wav, SAMPLE_RATE)  # mono, resampled to 16 kHz
     return audio, phonemes
 
 

@@ -3,7 +3,6 @@
 from transformers import AutoConfig, AutoModel, AutoModelForCTC, AutoModelForPreTraining
 
 from ..configuration import W2V2Config
-from .conversion import from_transformers, to_transformers
 from .masking import compute_span_mask, sample_negatives
 from .models import W2V2BaseModelOutput, W2V2ForCTC, W2V2ForPreTraining, W2V2ForPreTrainingOutput, W2V2Model, W2V2PreTrainedModel
 
@@ -16,8 +15,6 @@ __all__ = [
     "W2V2ForPreTrainingOutput",
     "compute_span_mask",
     "sample_negatives",
-    "to_transformers",
-    "from_transformers",
 ]
 
 AutoConfig.register(W2V2Config.model_type, W2V2Config, exist_ok=True)

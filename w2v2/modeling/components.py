@@ -526,7 +526,11 @@ class KmeansVectorQuantizer(nn.Module):
         """z: (B, T, C) -> z_e: (B, T, G, d), fp32."""
         B, T, _ = z.shape
         ze = torch.einsum("btgc,gcd->btgd", z.float().view(B, T, self.num_groups, -1), self.weight.float())
-        ze = self.norm(ze.reshape(B, T, -1).transpose(1, 2)).transpose(1, 2)  # over (d, T) per group and utterance
+        # over (d, T) per group and utterance, in fp32 with fp32 affine parameters (fairseq's
+        # Fp32GroupNorm), so that a half-precision model runs too
+        norm = self.norm
+        ze = ze.reshape(B, T, -1).transpose(1, 2)  # (B, G * d, T)
+        ze = F.group_norm(ze, norm.num_groups, norm.weight.float(), norm.bias.float(), norm.eps).transpose(1, 2)
         return ze.reshape(B, T, self.num_groups, -1)
 
     def _nearest(self, ze: torch.Tensor) -> torch.Tensor:

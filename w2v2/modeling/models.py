@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, Wav2Vec2ForPreTraining
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput, Wav2Vec2BaseModelOutput
 from transformers.utils import ModelOutput
@@ -103,6 +103,13 @@ class W2V2PreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
+    def __init__(self, config: W2V2Config, *inputs, **kwargs):
+        # A config is checked when it is made; one changed since (``config.add_adapter = True``)
+        # is checked again here, before any layer is built, with the same one-line errors.
+        if isinstance(config, W2V2Config):
+            config.check_values()
+        super().__init__(config, *inputs, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module):
         # The initialisations of fairseq and transformers, module by module.
@@ -158,17 +165,27 @@ class W2V2PreTrainedModel(PreTrainedModel):
         """Load a w2v2 checkpoint, or a transformers ``Wav2Vec2*`` one (``model_type: wav2vec2``),
         whose config is converted here; the weights have the same names and load as they are."""
         if config is None and pretrained_model_name_or_path is not None:
-            from .conversion import load_config_any
-
-            config, kwargs = load_config_any(pretrained_model_name_or_path, **kwargs)
+            config, kwargs = W2V2Config.from_any_pretrained(pretrained_model_name_or_path, **kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
 
     @classmethod
     def from_transformers(cls, model: PreTrainedModel):
-        """The w2v2 twin of a transformers ``Wav2Vec2Model``/``ForPreTraining``/``ForCTC``."""
-        from .conversion import from_transformers
-
-        return from_transformers(model, cls)
+        """This class with the config and weights of a transformers ``Wav2Vec2Model``/``ForPreTraining``/
+        ``ForCTC`` (same device and dtype). Parameter names are the same on both sides; w2v2 always
+        has ``masked_spec_embed`` (pretraining needs it), transformers only with SpecAugment on. A
+        pretraining model loaded into ``W2V2ForCTC`` gets a new head, as ``from_pretrained`` gives."""
+        overrides = {}
+        if isinstance(model, Wav2Vec2ForPreTraining):
+            overrides["gumbel_temperature"] = float(model.quantizer.temperature)
+        config = W2V2Config.from_transformers_config(model.config, **overrides)
+        param = next(model.parameters())
+        ours = cls(config).to(device=param.device, dtype=param.dtype)
+        missing, unexpected = ours.load_state_dict(model.state_dict(), strict=False)
+        missing = [k for k in missing if not k.endswith("masked_spec_embed") and not k.startswith("lm_head.")]
+        unexpected = [k for k in unexpected if not k.startswith(("quantizer.", "project_hid.", "project_q."))]
+        if missing or unexpected:
+            raise RuntimeError(f"from_transformers: parameters do not line up (missing {missing}, unexpected {unexpected}).")
+        return ours.train(model.training)
 
     def _outputs(self, output, return_dict):
         use_dict = self.config.return_dict if return_dict is None else return_dict
@@ -366,33 +383,8 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
         features = self.dropout_features(outputs.extract_features)  # (B, T, C) unmasked Z
 
         kmeans = cfg.quantizer == "kmeans"
-        if quantize_masked_only:
-            # The frames the loss reads; row[i] is frame i's row among them.
-            needed = mask.reshape(-1).clone()
-            needed[negatives.reshape(-1)] = True
-            needed = needed.nonzero().squeeze(1)  # (M,) in time order
-            row = torch.full((B * T,), -1, dtype=torch.long, device=mask.device)
-            row[needed] = torch.arange(needed.numel(), device=mask.device)
-            # 1. context vectors c_t of the masked frames, projected to the codevector space: (N, D)
-            c_masked = self.project_hid(outputs.last_hidden_state.reshape(B * T, -1)[masked])
-            # 2. targets q = Z -> Q of the unmasked features, projected: (M, D)
-            if kmeans:  # its group norm reads whole utterances: quantize every frame, keep the rows needed
-                quantized = self.quantizer(features, mask)
-                q_needed, codes = quantized["q"].reshape(B * T, -1)[needed], quantized["codes"].reshape(B * T, -1)[needed]
-            else:
-                quantized = self.quantizer(features.reshape(B * T, -1)[needed], mask.reshape(-1)[needed])
-                q_needed, codes = quantized["q"], quantized["codes"]
-            q_rows = self.project_q(q_needed.to(self.project_q.weight.dtype))
-            c = q = None
-            positives, negatives = row[masked], row[negatives]
-        else:
-            # 1. c_t for every frame: (B, T, D); 2. q_t for every frame: (B, T, D). Only masked
-            #    frames enter the loss and the perplexities.
-            c = self.project_hid(outputs.last_hidden_state)
-            quantized = self.quantizer(features, mask)
-            q = self.project_q(quantized["q"].to(self.project_q.weight.dtype))
-            c_masked, q_rows = c.reshape(B * T, -1)[masked], q.reshape(B * T, -1)
-            positives, codes = masked, quantized["codes"].reshape(B * T, -1)
+        c, q, c_masked, q_rows, positives, negatives, codes, quantized = self._context_and_targets(
+            outputs.last_hidden_state, features, mask, masked, negatives, quantize_masked_only)
         # 3.-4. logits sim(c_t, [q_t, K distractors]) / kappa for the masked frames: (N, K+1)
         logits = contrastive_logits(c_masked, q_rows, positives, negatives, cfg.contrastive_logits_temperature, codes=codes)
         # 5. L_m, summed over the N masked frames, and accuracy
@@ -432,6 +424,42 @@ class W2V2ForPreTraining(W2V2PreTrainedModel):
             kmeans_loss=loss_k,
         )
         return self._outputs(output, return_dict)
+
+    def _context_and_targets(self, hidden, features, mask, masked, negatives, quantize_masked_only):
+        """Steps 1-2 of the objective: c_t = project_hid(C) for the masked frames and the targets
+        q = project_q(Q(Z)) that their logits read.
+
+        Args: hidden (B, T, H) C; features (B, T, C) Z after feature dropout; mask (B, T);
+        masked (N,) masked frames and negatives (N, K) distractors, in the flattened (B*T) axis.
+        Returns (c (B, T, D) or None, q (B, T, D) or None, c_masked (N, D), q_rows (M, D), the
+        rows of q_rows holding each masked frame's positive (N,) and negatives (N, K), the
+        codes of q_rows, the quantizer's output).
+        """
+        B, T = mask.shape
+        if quantize_masked_only:
+            # The frames the loss reads; row[i] is frame i's row among them.
+            needed = mask.reshape(-1).clone()
+            needed[negatives.reshape(-1)] = True
+            needed = needed.nonzero().squeeze(1)  # (M,) in time order
+            row = torch.full((B * T,), -1, dtype=torch.long, device=mask.device)
+            row[needed] = torch.arange(needed.numel(), device=mask.device)
+            # 1. context vectors c_t of the masked frames, projected to the codevector space: (N, D)
+            c_masked = self.project_hid(hidden.reshape(B * T, -1)[masked])
+            # 2. targets q = Z -> Q of the unmasked features, projected: (M, D)
+            if self.config.quantizer == "kmeans":  # its group norm reads whole utterances: quantize every frame, keep the rows needed
+                quantized = self.quantizer(features, mask)
+                q_needed, codes = quantized["q"].reshape(B * T, -1)[needed], quantized["codes"].reshape(B * T, -1)[needed]
+            else:
+                quantized = self.quantizer(features.reshape(B * T, -1)[needed], mask.reshape(-1)[needed])
+                q_needed, codes = quantized["q"], quantized["codes"]
+            q_rows = self.project_q(q_needed.to(self.project_q.weight.dtype))
+            return None, None, c_masked, q_rows, row[masked], row[negatives], codes, quantized
+        # 1. c_t for every frame: (B, T, D); 2. q_t for every frame: (B, T, D). Only masked
+        #    frames enter the loss and the perplexities.
+        c = self.project_hid(hidden)
+        quantized = self.quantizer(features, mask)
+        q = self.project_q(quantized["q"].to(self.project_q.weight.dtype))
+        return c, q, c.reshape(B * T, -1)[masked], q.reshape(B * T, -1), masked, negatives, quantized["codes"].reshape(B * T, -1), quantized
 
     def _unmasked_forward(self, input_values, attention_mask, output_attentions, output_hidden_states, return_dict):
         """Eval without a mask: c = project_hid(C) and q = project_q(Q) for every frame, the

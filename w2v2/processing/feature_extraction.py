@@ -12,23 +12,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import soxr
 import torch
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.processing_utils import AudioKwargs
 from transformers.utils import PaddingStrategy, logging
 
+from .audio import MONO_POLICIES, SAMPLE_RATE, normalize, to_mono
+from .audio import resample as resample_audio  # "resample" is the flag of __call__
+
 __all__ = ["W2V2FeatureExtractor", "W2V2AudioKwargs", "receptive_field"]
 
 logger = logging.get_logger(__name__)
 
-SAMPLING_RATE = 16_000
 # conv_kernel (10, 3, 3, 3, 3, 2, 2), conv_stride (5, 2, 2, 2, 2, 2, 2) -> 400 samples (25 ms)
 PAPER_RECEPTIVE_FIELD = 400
-NORM_EPS = 1e-7  # variance floor of transformers' Wav2Vec2FeatureExtractor
 # Full scale of signed PCM: int16 in [-32768, 32767] / 32768 lies in [-1, 1).
 _PCM_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
-_MONO_MODES = (None, "mean")
 
 
 class W2V2AudioKwargs(AudioKwargs, total=False):
@@ -72,7 +71,7 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
             normalises over the whole, padded, sequence, so a mask cannot make padding
             invisible; pass them unpadded or length-sorted batches instead.
         do_normalize: Per-utterance zero mean, unit variance over the unpadded samples,
-            ``(x - mean) / sqrt(var + 1e-7)``.
+            ``(x - mean) / sqrt(var + 1e-7)`` (``w2v2.processing.audio.normalize``).
         min_samples: Shortest accepted utterance; the encoder's receptive field, 400
             samples (25 ms at 16 kHz) for the paper's conv stack.
             ``W2V2FeatureExtractor.from_model_config(config)`` computes it.
@@ -84,7 +83,7 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
     def __init__(
         self,
         feature_size: int = 1,
-        sampling_rate: int = SAMPLING_RATE,
+        sampling_rate: int = SAMPLE_RATE,
         padding_value: float = 0.0,
         return_attention_mask: bool = False,
         do_normalize: bool = True,
@@ -155,7 +154,7 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
         """
         if kwargs:
             raise TypeError(f"W2V2FeatureExtractor got unexpected arguments {sorted(kwargs)}.")
-        if mono not in _MONO_MODES:
+        if mono not in MONO_POLICIES:
             raise ValueError(f"mono={mono!r} is not supported; use None (refuse multi-channel audio) or 'mean'.")
         if sampling_rate is not None and (isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer))):
             raise ValueError(f"sampling_rate={sampling_rate!r} is a {type(sampling_rate).__name__}; pass the rate "
@@ -184,18 +183,11 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
         )
         values, masks = padded["input_values"], padded["attention_mask"]
         if self.do_normalize:
-            values = [self._normalize(x, int(m.sum())) for x, m in zip(values, masks)]
+            values = [normalize(x, int(m.sum()), padding_value=self.padding_value) for x, m in zip(values, masks)]
         outputs = {"input_values": values}
         if want_mask:
             outputs["attention_mask"] = [m.astype(np.int32) for m in masks]
         return BatchFeature(outputs, tensor_type=return_tensors)
-
-    def _normalize(self, values: np.ndarray, length: int) -> np.ndarray:
-        """(x - mean) / sqrt(var + 1e-7) over the first ``length`` samples; padding stays padding."""
-        real = values[:length]
-        normed = (values - real.mean()) / np.sqrt(real.var() + NORM_EPS)
-        normed[length:] = self.padding_value
-        return normed.astype(np.float32, copy=False)
 
     def _prepare_one(
         self, item: Any, index: int, sampling_rate: int | None, resample: bool, mono: str | None
@@ -211,7 +203,7 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
             )
         rate = item_rate if item_rate is not None else sampling_rate
         audio = _to_float(audio, index)
-        audio = _to_mono(audio, index, mono)
+        audio = to_mono(audio, mono, f"audio item {index}")
         if audio.size == 0:
             raise ValueError(f"audio item {index} is empty (0 samples); drop it from the batch.")
         bad = ~np.isfinite(audio)
@@ -231,7 +223,7 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
 
     def _check_rate(self, audio: np.ndarray, index: int, rate: int | None, resample: bool) -> np.ndarray:
         if rate is None:
-            if self.sampling_rate != SAMPLING_RATE:
+            if self.sampling_rate != SAMPLE_RATE:
                 raise ValueError(
                     f"audio item {index} has no sampling rate and this feature extractor expects "
                     f"{self.sampling_rate} Hz; pass sampling_rate=<rate of your audio> (and resample=True if it "
@@ -250,7 +242,7 @@ class W2V2FeatureExtractor(SequenceFeatureExtractor):
                 "resample=True to resample it (soxr), or resample it beforehand (e.g. datasets' "
                 f"`cast_column('audio', Audio(sampling_rate={self.sampling_rate}))`)."
             )
-        return soxr.resample(audio, rate, self.sampling_rate, quality="HQ").astype(np.float32, copy=False)
+        return resample_audio(audio, rate, self.sampling_rate)
 
 
 def _split_batch(raw_speech: Any) -> list[Any]:
@@ -306,24 +298,3 @@ def _to_float(audio: Any, index: int) -> np.ndarray:
         f"audio item {index} has dtype {audio.dtype}; pass float samples in [-1, 1] or int16/int32 PCM "
         "(e.g. audio.astype(np.float32) / full_scale)."
     )
-
-
-def _to_mono(audio: np.ndarray, index: int, mono: str | None) -> np.ndarray:
-    """(samples,) from (samples,), (channels, samples) or (samples, channels).
-
-    The shorter axis of a 2-D item is taken as the channel axis.
-    """
-    if audio.ndim == 1:
-        return audio
-    if audio.ndim != 2:
-        raise ValueError(f"audio item {index} has shape {audio.shape}; expected (samples,) or (channels, samples).")
-    channel_axis = int(np.argmin(audio.shape))
-    channels = audio.shape[channel_axis]
-    if channels == 1:
-        return audio.reshape(-1)
-    if mono is None:
-        raise ValueError(
-            f"audio item {index} has {channels} channels (shape {audio.shape}); wav2vec 2.0 takes mono audio. "
-            "Pass mono='mean' to average the channels, or select one channel yourself."
-        )
-    return audio.mean(axis=channel_axis, dtype=np.float64).astype(np.float32)

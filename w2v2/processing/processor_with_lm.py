@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..layout import ALPHABET_FILE, MODEL_LM_DIR
+from .lm_decoder import NgramCTCDecoder
 from .processor import W2V2Processor
 from .tokenization import W2V2CTCTokenizerOutput
 
@@ -46,16 +48,12 @@ class W2V2ProcessorWithLM(W2V2Processor):
     def from_processor(cls, processor: W2V2Processor, lm: str | os.PathLike, *, alpha: float | None = None,
                        beta: float | None = None, beam_width: int = 32) -> "W2V2ProcessorWithLM":  # fmt: skip
         """``processor`` with an LM: a file, a ``w2v2-build-lm`` folder or a model folder holding ``language_model/``."""
-        from ..training.language_model import NgramCTCDecoder
-
         decoder = NgramCTCDecoder(processor.tokenizer, lm, alpha=alpha, beta=beta, beam_width=beam_width)
         return cls(processor.feature_extractor, processor.tokenizer, decoder)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "W2V2ProcessorWithLM":
         """A folder or Hub id holding the processor's files, ``alphabet.json`` and ``language_model/``."""
-        from ..training.language_model import MODEL_LM_DIR
-
         base = W2V2Processor.from_pretrained(pretrained_model_name_or_path, **kwargs)
         folder = Path(pretrained_model_name_or_path)
         if not folder.is_dir():
@@ -63,7 +61,7 @@ class W2V2ProcessorWithLM(W2V2Processor):
 
             hub = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
             folder = Path(snapshot_download(str(pretrained_model_name_or_path), allow_patterns=[
-                PROCESSOR_FILE, "alphabet.json", f"{MODEL_LM_DIR}/*"], **hub))  # fmt: skip
+                PROCESSOR_FILE, ALPHABET_FILE, f"{MODEL_LM_DIR}/*"], **hub))  # fmt: skip
         if not (folder / MODEL_LM_DIR).is_dir():
             raise ValueError(f"{pretrained_model_name_or_path} has no {MODEL_LM_DIR}/ folder; build an LM with w2v2-build-lm "
                              "and attach it: W2V2ProcessorWithLM.from_processor(processor, LM_DIR).save_pretrained(dir).")  # fmt: skip

@@ -195,9 +195,10 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
             special_tokens_pattern="none",
             **kwargs,
         )
-        self.init_kwargs["word_delimiter_token"] = word_delimiter_token
+        # Every __init__ argument is kept (and saved), None included, as transformers' tokenizers do.
+        self.init_kwargs.update(word_delimiter_token=word_delimiter_token, phone_delimiter_token=phone_delimiter_token)
         if self.symbols:  # as transformers' Wav2Vec2PhonemeCTCTokenizer writes them
-            self.init_kwargs.update(phone_delimiter_token=phone_delimiter_token, do_phonemize=False)
+            self.init_kwargs["do_phonemize"] = False
         # Entries longer than one character ("<unk>", digraphs) must not be split into letters; a
         # symbol is looked up whole, so in symbol mode none is an added token ("oʊ" in "oʊt").
         multi_char = [] if self.symbols else [t for t in self.encoder if len(t) > 1 and t not in self._added_tokens_encoder]

@@ -21,7 +21,6 @@ and ``batch_seconds`` is per process.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -31,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["AudioBatch", "AudioBatches", "decode_audio", "header_seconds", "load_audio_dataset", "plan_batches"]
+from ..processing.audio import NORM_EPS, SAMPLE_RATE, audio_seconds, load_audio, read_clip
+
+__all__ = ["AudioBatch", "AudioBatches", "load_audio_dataset", "plan_batches"]
 
 logger = logging.getLogger(__name__)
-
-SAMPLING_RATE = 16_000  # Hz, what every wav2vec 2.0 recipe expects
 
 
 def load_audio_dataset(
@@ -97,62 +96,10 @@ def load_audio_dataset(
     return ds.cast_column(audio_column, Audio(decode=False))
 
 
-def decode_audio(value: dict, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """Decode one undecoded audio cell (``{"path", "bytes"}``) to float32 mono at ``sampling_rate``.
-
-    Tries soundfile first, then torchcodec (mp3, m4a...). Raises ``RuntimeError`` when neither
-    can read it, or when it holds NaN or infinite samples; :class:`AudioBatches` counts and skips those.
-    """
-    import soundfile as sf
-
-    data, path = value.get("bytes"), value.get("path")
-    source = io.BytesIO(data) if data else path
-    try:
-        audio, sr = sf.read(source, dtype="float32", always_2d=True)
-        audio = audio.mean(axis=1)  # (samples,)
-    except Exception as sf_error:  # noqa: BLE001  (any decoder failure means "corrupt")
-        try:
-            from torchcodec.decoders import AudioDecoder
-
-            samples = AudioDecoder(data if data else path).get_all_samples()
-            audio, sr = samples.data.mean(0).numpy().astype(np.float32), samples.sample_rate
-        except Exception as tc_error:  # noqa: BLE001
-            raise RuntimeError(f"cannot decode {path or '<bytes>'}: {sf_error}; {tc_error}") from tc_error
-    refuse_non_finite(audio, path or "<bytes>")
-    if sr != sampling_rate:
-        import soxr
-
-        audio = soxr.resample(audio, sr, sampling_rate).astype(np.float32)
-    return audio
-
-
-# Formats in which a seek lands on the exact sample (PCM, FLAC): a clip read alone equals the
-# clip of a whole decode. Lossy formats (MP3, Ogg) are decoded whole.
-_EXACT_SEEK_FORMATS = frozenset({"WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64", "CAF"})
-
-
 def _crop_window(samples: int, wanted: int, offset: float) -> tuple[int, int]:
     """(start, length) of a crop of ``min(samples, wanted)`` samples, placed by ``offset`` in [0, 1)."""
     length = min(samples, wanted)
     return int(offset * (samples - length + 1)), length
-
-
-def refuse_non_finite(audio: np.ndarray, name: str) -> None:
-    """``RuntimeError`` (what readers skip and count) when ``audio`` holds NaN or infinite samples:
-    a float WAV can, and one such clip would turn every loss it enters NaN."""
-    if not np.isfinite(audio).all():
-        raise RuntimeError(f"cannot use {name}: {int((~np.isfinite(audio)).sum())} of its samples are NaN or infinite")
-
-
-def header_seconds(value: dict) -> float:
-    """Duration from the file header only (0.0 when unreadable, so the clip is skipped)."""
-    import soundfile as sf
-
-    try:
-        data, path = value.get("bytes"), value.get("path")
-        return float(sf.info(io.BytesIO(data) if data else path).duration)
-    except Exception:  # noqa: BLE001
-        return 0.0
 
 
 def plan_batches(
@@ -217,7 +164,7 @@ class AudioBatches:
         seed: int = 0,
         normalize: bool = False,
         pad: bool = False,
-        sampling_rate: int = SAMPLING_RATE,
+        sampling_rate: int = SAMPLE_RATE,
         audio_column: str = "audio",
         duration_column: str | None = "duration",
         num_processes: int = 1,
@@ -255,7 +202,7 @@ class AudioBatches:
         if self.duration_column and self.duration_column in self.dataset.column_names:
             return [float(d) for d in self.dataset[self.duration_column]]
         logger.info("no %r column: reading %d file headers for durations", self.duration_column, len(self.dataset))
-        return [header_seconds(v) for v in self.dataset[self.audio_column]]
+        return [audio_seconds(v) for v in self.dataset[self.audio_column]]
 
     @property
     def hours(self) -> float | None:
@@ -307,7 +254,7 @@ class AudioBatches:
         if self.duration_column and example.get(self.duration_column) is not None:
             return float(example[self.duration_column])
         try:  # no metadata: decode now and keep the samples for later
-            example["_audio"] = decode_audio(example[self.audio_column], self.sampling_rate)
+            example["_audio"] = load_audio(example[self.audio_column], self.sampling_rate)
         except RuntimeError as error:
             self._count_corrupt(error)
             return -1.0
@@ -353,11 +300,14 @@ class AudioBatches:
             clip = self._read_clip(example[self.audio_column], wanted, offset)
         if clip is None:  # the whole file
             if audio is None:
-                audio = decode_audio(example[self.audio_column], self.sampling_rate)
+                audio = load_audio(example[self.audio_column], self.sampling_rate)
             if len(audio) < max(self.min_sample_size, 1):
                 return None
             if self.normalize:  # per utterance, before cropping (fairseq's task.normalize)
-                stats = (audio.mean(), np.sqrt(audio.var() + 1e-5))
+                # The variance floor is the feature extractor's (transformers' 1e-7), not fairseq's
+                # layer_norm 1e-5: the feature extractor saved with the model must give at
+                # fine-tuning and inference exactly what pretraining saw (near-silent clips differ).
+                stats = (audio.mean(), np.sqrt(audio.var() + NORM_EPS))
                 if item is not None:
                     self._stats[item] = stats
             start, length = _crop_window(len(audio), wanted, offset)
@@ -367,31 +317,13 @@ class AudioBatches:
         return (clip - stats[0]) / stats[1] if self.normalize else clip
 
     def _read_clip(self, value: dict, wanted: int, offset: float) -> np.ndarray | None:
-        """The clip read alone with soundfile, unnormalised (empty when the file is too short);
-        None when the file needs a full decode (another rate, a lossy format, or one soundfile
-        cannot open)."""
-        import soundfile as sf
+        """The clip read alone, unnormalised (empty when the file is too short); None when the
+        file needs a full decode (another rate, a lossy format, or one soundfile cannot open)."""
 
-        data, path = value.get("bytes"), value.get("path")
-        try:
-            f = sf.SoundFile(io.BytesIO(data) if data else path)
-        except Exception:  # noqa: BLE001  (decode_audio tries the other decoders and names the error)
-            return None
-        with f:
-            if f.samplerate != self.sampling_rate or f.format not in _EXACT_SEEK_FORMATS or not f.seekable():
-                return None
-            if f.frames < max(self.min_sample_size, 1):
-                return np.zeros(0, dtype=np.float32)
-            start, length = _crop_window(f.frames, wanted, offset)
-            f.seek(start)
-            try:
-                clip = f.read(length, dtype="float32", always_2d=True).mean(axis=1)  # (samples,)
-            except Exception as error:  # noqa: BLE001
-                raise RuntimeError(f"cannot decode {path or '<bytes>'}: {error}") from error
-        refuse_non_finite(clip, path or "<bytes>")
-        if len(clip) < length:  # the header overstates the length: a damaged file
-            raise RuntimeError(f"cannot decode {path or '<bytes>'}: {len(clip)} samples read of the {length} its header promises")
-        return clip
+        def place(frames: int) -> tuple[int, int]:
+            return (0, 0) if frames < max(self.min_sample_size, 1) else _crop_window(frames, wanted, offset)
+
+        return read_clip(value, self.sampling_rate, place)
 
     def _materialize(self, members, epoch: int, b: int) -> AudioBatch | None:
         # Crop targets and offsets are drawn for the whole global batch, so they do not

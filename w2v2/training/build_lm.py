@@ -21,10 +21,11 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
 
+from ..cli_errors import parse_cli_args
 from .collators import DEFAULT_CHARS_TO_IGNORE
-from .language_model import NgramCTCDecoder, build_lm_folder, split_log_probs, tune_lm_weights, write_lm_weights
+from ..processing.lm_decoder import NgramCTCDecoder
+from .language_model import build_lm_folder, split_log_probs, tune_lm_weights, write_lm_weights
 
 __all__ = ["BuildLMArguments", "main"]
 
@@ -49,7 +50,7 @@ class BuildLMArguments:
 
 def main(argv: list[str] | None = None) -> dict:
     """Build (and tune, attach); prints and returns the report."""
-    (args,) = HfArgumentParser(BuildLMArguments).parse_args_into_dataclasses(args=argv)
+    (args,) = parse_cli_args([BuildLMArguments], argv)
     if (args.tune_dataset or args.attach) and not args.model:
         raise ValueError("--tune_dataset and --attach need --model MODEL_DIR (the fine-tuned model the LM decodes for).")
     tokenizer = None

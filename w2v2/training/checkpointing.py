@@ -30,14 +30,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..layout import COMPLETE_MARKER, FINETUNE_MARKER, LOCK_FILE, STATE_FILE
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["LOCK_FILE", "run_lock", "COMPLETE_MARKER", "FINETUNE_MARKER", "complete_checkpoints", "mark_complete", "foreign_checkpoints", "latest_checkpoint", "latest_verified_checkpoint", "load_checkpoint", "remove_incomplete", "save_checkpoint"]
 
-COMPLETE_MARKER = "checkpoint_complete.json"
-FINETUNE_MARKER = "finetune_checkpoint_complete.json"  # w2v2-finetune's (CTCTrainer)
-LOCK_FILE = ".w2v2-run.lock"  # who is writing into a run folder (never uploaded: w2v2.hub)
-STATE_FILE = "trainer_state.json"
 _PREFIX, _TMP = "checkpoint-", ".tmp-checkpoint-"
 _REMOVED = ".removed-checkpoint-"  # a checkpoint being deleted (renamed first, so never half a checkpoint-*)
 

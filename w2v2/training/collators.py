@@ -19,7 +19,7 @@ import torch
 
 from ..modeling.losses import ctc_frames_needed
 from ..processing.processor import LABEL_PAD_ID
-from .audio_data import decode_audio
+from ..processing.audio import load_audio
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ DEFAULT_CHARS_TO_IGNORE = ',?.!;:"“”«»¿¡()[]{}'
 def normalize_transcript(text: str, chars_to_ignore: str = DEFAULT_CHARS_TO_IGNORE) -> str:
     """Drop the punctuation in ``chars_to_ignore`` and squeeze whitespace.
 
-    Case is the tokenizer's business (``W2V2CTCTokenizer(case_folding=...)``). LibriSpeech-style
-    transcripts (upper case, apostrophes kept) pass through unchanged.
+    Case is the tokenizer's business (``W2V2CTCTokenizer(case_folding=...)``, applied by its
+    ``normalize_text`` when it encodes). LibriSpeech-style transcripts (upper case, apostrophes
+    kept) pass through unchanged.
     """
     if chars_to_ignore:
         text = re.sub(f"[{re.escape(chars_to_ignore)}]", "", text)
@@ -53,6 +54,8 @@ class DataCollatorCTCWithPadding:
         chars_to_ignore: punctuation dropped (:func:`normalize_transcript`) before
             tokenization; use the same value as when the vocabulary was built.
         pad_to_multiple_of: round the padded audio length up to a multiple of this.
+        mono: the feature extractor's channel policy for multi-channel audio: ``"mean"``
+            (default) averages the channels, None refuses such a file (a ValueError).
         frames_of: samples -> encoder frames (``model._get_feat_extract_output_lengths``). With
             it, a label that needs more frames than its audio has (:func:`ctc_frames_needed`:
             CTC cannot align it) is named in a warning per batch and listed in ``too_long``.
@@ -71,6 +74,7 @@ class DataCollatorCTCWithPadding:
     text_column: str | None = "transcription"
     chars_to_ignore: str = DEFAULT_CHARS_TO_IGNORE
     pad_to_multiple_of: int | None = None
+    mono: str | None = "mean"
     skipped: list[str] = field(default_factory=list)
     frames_of: Any = None
     too_long: list[str] = field(default_factory=list)
@@ -97,7 +101,7 @@ class DataCollatorCTCWithPadding:
         texts = None
         if self.text_column is not None:
             texts = [normalize_transcript(example[self.text_column], self.chars_to_ignore) for example in examples]
-        audio_kwargs = {"sampling_rate": rate, "resample": True, "pad_to_multiple_of": self.pad_to_multiple_of}
+        audio_kwargs = {"sampling_rate": rate, "resample": True, "pad_to_multiple_of": self.pad_to_multiple_of, "mono": self.mono}
         batch = self.processor(audio=audio, text=texts, audio_kwargs=audio_kwargs, label_pad_id=LABEL_PAD_ID,
                                return_tensors="pt")  # fmt: skip
         if self.frames_of is not None and "labels" in batch:
@@ -131,7 +135,8 @@ def _file_name(value: Any, row: int) -> str:
 
 
 def _decoded(value: Any, sampling_rate: int) -> Any:
-    """Undecoded audio cells become float32 arrays; anything else goes to the feature extractor as is."""
+    """Undecoded audio cells become float32 arrays, (samples,) or (channels, samples): the feature
+    extractor applies its channel policy to them as to anything else, which goes to it as is."""
     if isinstance(value, dict) and "array" not in value and ("path" in value or "bytes" in value):
-        return decode_audio(value, sampling_rate)
+        return load_audio(value, sampling_rate, mono=None)
     return value

@@ -27,18 +27,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 
-from ..configuration import W2V2Config
+from ..configuration import PRESETS, W2V2Config
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2Processor
-from .audio_data import header_seconds, load_audio_dataset
+from ..processing.audio import SAMPLE_RATE, audio_seconds
+from .audio_data import load_audio_dataset
 from .checkpointing import FINETUNE_MARKER, complete_checkpoints, latest_verified_checkpoint, run_lock
 from .collators import DEFAULT_CHARS_TO_IGNORE, DataCollatorCTCWithPadding, normalize_transcript
 from .speed import choose_mixed_precision
@@ -61,7 +61,7 @@ class ModelArguments:
         default=None, metadata={"help": "Checkpoint to fine-tune: w2v2 or transformers format, folder or Hub id."}
     )
     from_scratch: bool = field(default=False, metadata={"help": "Random initialisation from --config_name (baselines)."})
-    config_name: str = field(default="tiny", metadata={"help": "With --from_scratch: 'tiny', 'base' or a config path/id."})
+    config_name: str = field(default="tiny", metadata={"help": "With --from_scratch: a preset (base, large, small, tiny: W2V2Config.<name>) or a config path/id."})
     config_overrides: str | None = field(
         default=None, metadata={"help": 'JSON of config fields to change, e.g. \'{"hidden_size": 128, "num_hidden_layers": 4}\'.'}
     )
@@ -74,10 +74,13 @@ class ModelArguments:
                 "per symbol, and the phone error rate (PER) is scored too."})
     case_folding: str | None = field(default=None, metadata={
         "help": "'upper' or 'lower' before building the vocabulary, or before encoding with --processor_name_or_path's."})
-    freeze_feature_encoder: bool = field(default=True, metadata={"help": "Keep f: X -> Z frozen (feature_grad_mult 0)."})
-    mask_time_prob: float = field(default=0.65, metadata={"help": "SpecAugment time-span start probability."})
+    freeze_feature_encoder: bool = field(default=True, metadata={
+        "help": "Keep f: X -> Z frozen for the whole run (requires_grad off, as fairseq's feature_grad_mult 0)."})
+    mask_time_prob: float = field(default=0.65, metadata={
+        "help": "SpecAugment time masks: p*M, the share of frames covered before overlap (paper: p=0.065 starts x M=10)."})
     mask_time_length: int = field(default=10, metadata={"help": "SpecAugment time-span length, frames."})
-    mask_feature_prob: float = field(default=0.25, metadata={"help": "SpecAugment channel-span start probability."})
+    mask_feature_prob: float = field(default=0.25, metadata={
+        "help": "SpecAugment channel masks: the share of channels covered before overlap, as --mask_time_prob."})
     mask_feature_length: int | None = field(
         default=None, metadata={"help": "Channel-span length; default 64 per 768 hidden channels (64 for BASE)."}
     )
@@ -159,7 +162,7 @@ def load_ctc_split(
                 "(pass --duration_column) or drop --streaming."
             )
         ds = ds.map(
-            lambda audio: {data_args.duration_column: header_seconds(audio)},
+            lambda audio: {data_args.duration_column: audio_seconds(audio)},
             input_columns=[data_args.audio_column], desc=f"durations of {split}",
         )  # fmt: skip
     ds = ds.filter(
@@ -211,8 +214,8 @@ def build_model(model_args: ModelArguments, processor: W2V2Processor) -> tuple[W
     overrides.update(W2V2Config.overrides_from_json(model_args.config_overrides))
     overrides.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
     if model_args.from_scratch:
-        if model_args.config_name in ("tiny", "base"):
-            config = getattr(W2V2Config, model_args.config_name)(**overrides)
+        if model_args.config_name in PRESETS:
+            config = W2V2Config.preset(model_args.config_name, **overrides)
         else:
             config = W2V2Config.from_pretrained(model_args.config_name, **overrides)
         config.mask_feature_length = _channel_span(model_args, config.hidden_size)
@@ -317,7 +320,7 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
     processor.save_pretrained(output_dir)
     lm_decoder = None
     if model_args.lm:  # built now, so that a bad --lm fails before training
-        from .language_model import NgramCTCDecoder
+        from ..processing.lm_decoder import NgramCTCDecoder
 
         lm_decoder = NgramCTCDecoder(processor.tokenizer, model_args.lm)
 
@@ -337,7 +340,7 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
     if training_args.auto_bf16 and not (training_args.bf16 or training_args.fp16):
         device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
         # a resumed run keeps the precision it began with: measured again, it could differ
-        bf16 = saved["bf16"] if "bf16" in saved else choose_mixed_precision("auto", device, model, samples=5 * 16_000) == "bf16"
+        bf16 = saved["bf16"] if "bf16" in saved else choose_mixed_precision("auto", device, model, samples=5 * SAMPLE_RATE) == "bf16"
         if bf16:
             training_args.bf16, training_args.mixed_precision = True, "bf16"  # the latter is what Trainer reads
     trainer = CTCTrainer(
@@ -368,7 +371,7 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
         W2V2ProcessorWithLM(processor.feature_extractor, processor.tokenizer, lm_decoder).save_pretrained(output_dir)
     trainer.save_metrics("all", metrics)
     if model_args.save_format == "transformers":  # checkpoints stay in w2v2's format, which resuming reads
-        from ..hub import export_transformers
+        from ..conversion import export_transformers
 
         export_transformers(output_dir, output_dir)
     repo_id = (training_args.hub_model_id or output_dir.name) if push else None
@@ -452,7 +455,7 @@ def test_splits_of(data_args: DataArguments) -> list[str]:
 
 def _write_card(output_dir: Path, model_args, data_args, training_args, metrics: dict[str, float],
                 model_id: str | None = None) -> None:  # fmt: skip
-    from ..hub import write_model_card
+    from ..model_card import write_model_card
 
     source = model_args.model_name_or_path
     base_model = source if source and not Path(source).exists() and not model_args.from_scratch else None
@@ -481,14 +484,11 @@ def _write_card(output_dir: Path, model_args, data_args, training_args, metrics:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    """Every dataclass field above plus the standard TrainingArguments flags; returns the metrics."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, CTCTrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(argv[0])
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    """Every dataclass field above plus the standard TrainingArguments flags (or one .json/.yaml
+    file holding them); returns the metrics."""
+    from w2v2.cli_errors import parse_cli_args
+
+    model_args, data_args, training_args = parse_cli_args([ModelArguments, DataArguments, CTCTrainingArguments], argv)
     result = finetune_ctc(model_args, data_args, training_args)
     print(json.dumps({"output_dir": result.output_dir, **result.metrics}, indent=1))
     return result.metrics
@@ -499,7 +499,7 @@ def cli() -> None:
     exits 1); an error in the input is one line and exit status 2 (cli_errors)."""
     from w2v2.cli_errors import run_cli
 
-    run_cli(main)
+    run_cli(main, log_progress=True)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,7 @@
 
 - :func:`build_ngram_lm` writes an ARPA model with KenLM's ``lmplz`` (modified Kneser-Ney
   smoothing; ``scripts/setup.sh`` compiles KenLM's tools into ``.venv/bin``).
-- :class:`NgramCTCDecoder` is beam search over CTC log-probabilities with that LM (pyctcdecode
-  + kenlm): ``log_probs (T, V) -> (text, [(word, start_frame, end_frame)])``. The score of a
-  hypothesis W is log P_ctc(W | X) + alpha log P_lm(W) + beta |W| (the paper's decoding, sec. 4.3).
+- decoding with it is ``w2v2.processing.lm_decoder.NgramCTCDecoder`` (CTC beam search, pyctcdecode).
 - :func:`tune_lm_weights` picks alpha and beta by WER on a validation split, as the paper does.
 - :func:`build_lm_folder` (``w2v2-build-lm``) writes a folder a decoder loads: the ARPA model,
   KenLM's binary form, the unigram list and the decoding weights (``attrs.json``), from text
@@ -32,22 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..layout import MODEL_LM_DIR
+from ..processing.lm_decoder import ARPA_FILE, ATTRS_FILE, BINARY_FILE, DEFAULT_WEIGHTS, UNIGRAMS_FILE, NgramCTCDecoder
 from .metrics import load_wer_cer
 
 __all__ = [
-    "build_ngram_lm", "build_lm_folder", "find_kenlm_tool", "NgramCTCDecoder", "tune_lm_weights", "split_log_probs",
-    "write_lm_weights", "LM_FILES", "MODEL_LM_DIR",
+    "build_ngram_lm", "build_lm_folder", "find_kenlm_tool", "tune_lm_weights", "split_log_probs", "write_lm_weights",
+    "LM_FILES",
 ]  # fmt: skip
 
-ARPA_FILE, BINARY_FILE, UNIGRAMS_FILE, ATTRS_FILE, BUILD_FILE = "lm.arpa", "lm.bin", "unigrams.txt", "attrs.json", "build.json"
+BUILD_FILE = "build.json"
 LM_FILES = (ARPA_FILE, BINARY_FILE, UNIGRAMS_FILE, ATTRS_FILE, BUILD_FILE)  # what build_lm_folder writes
-MODEL_LM_DIR, ALPHABET_FILE = "language_model", "alphabet.json"  # in a model folder (pyctcdecode's layout)
-KENLM_SUFFIXES = (".bin", ".binary", ".arpa")  # the suffixes pyctcdecode accepts, preferred first
-DEFAULT_ALPHA, DEFAULT_BETA = 0.5, 1.0
-# pyctcdecode's defaults for the other two weights: log-prob offset of words outside the unigrams,
-# and scoring the sentence boundaries <s> and </s>
-DEFAULT_ATTRS = {"unk_score_offset": -10.0, "score_boundary": True}
-DEFAULT_WEIGHTS = {"alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA, **DEFAULT_ATTRS}  # an attrs.json of a fresh LM
 
 
 def find_kenlm_tool(name: str = "lmplz") -> Path:
@@ -86,95 +79,6 @@ def build_ngram_lm(texts: Iterable[str], path: str | os.PathLike, *, order: int 
     return path
 
 
-def _lm_parts(lm: str | os.PathLike) -> tuple[Path, list[str] | None, dict]:
-    """``(kenlm model file, unigrams or None, attrs)`` of an ARPA/binary file, an LM folder
-    (:func:`build_lm_folder`) or a model folder holding ``language_model/``."""
-    lm = Path(lm)
-    if lm.is_dir() and (lm / MODEL_LM_DIR).is_dir():
-        lm = lm / MODEL_LM_DIR
-    if lm.is_file():
-        return lm, None, dict(DEFAULT_WEIGHTS)
-    if not lm.is_dir():
-        raise ValueError(f"lm={str(lm)!r} is not a file; pass an ARPA or kenlm binary n-gram model, or a w2v2-build-lm folder.")
-    models = [lm / BINARY_FILE] if (lm / BINARY_FILE).is_file() else []
-    models += sorted(p for suffix in KENLM_SUFFIXES for p in lm.glob(f"*{suffix}") if p.name != BINARY_FILE)
-    if not models or not (lm / UNIGRAMS_FILE).is_file():
-        raise ValueError(f"lm={str(lm)!r} is a folder without a kenlm model (*.bin, *.arpa) and {UNIGRAMS_FILE}; "
-                         "write one with w2v2-build-lm --text FILE --out DIR.")  # fmt: skip
-    attrs = dict(DEFAULT_WEIGHTS)
-    if (lm / ATTRS_FILE).is_file():
-        attrs.update(json.loads((lm / ATTRS_FILE).read_text()))
-    return models[0], (lm / UNIGRAMS_FILE).read_text(encoding="utf-8").split(), attrs
-
-
-class NgramCTCDecoder:
-    """CTC beam search with a word n-gram LM over a ``W2V2CTCTokenizer``'s vocabulary.
-
-    The decoder's alphabet is the vocabulary in id order: the blank (``<pad>``) becomes ``""``,
-    the word delimiter ``" "`` and ``<unk>`` ``"⁇"``; the LM's words must be written in the
-    vocabulary's case. Calling it decodes one utterance's ``(T, V)`` log-probabilities.
-
-    Args:
-        tokenizer: the model's ``W2V2CTCTokenizer``.
-        lm: an ARPA or kenlm binary file, a folder of :func:`build_lm_folder`, or a model folder
-            (or its ``language_model/``) saved by :meth:`save`.
-        alpha, beta: LM weight and word insertion bonus; None: the folder's ``attrs.json``
-            (0.5 and 1.0 for a bare file).
-        beam_width: beams kept at each frame.
-    """
-
-    def __init__(self, tokenizer, lm: str | os.PathLike, *, alpha: float | None = None, beta: float | None = None,
-                 beam_width: int = 32):  # fmt: skip
-        try:
-            from pyctcdecode import build_ctcdecoder
-        except ImportError as error:
-            raise ValueError("LM decoding needs pyctcdecode and kenlm: pip install 'w2v2[lm]' (or decode greedily).") from error
-        if beam_width < 1:
-            raise ValueError(f"beam_width={beam_width} must be >= 1.")
-        self.lm_file, unigrams, attrs = _lm_parts(lm)
-        alpha = float(attrs["alpha"] if alpha is None else alpha)
-        beta = float(attrs["beta"] if beta is None else beta)
-        vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-        special = {tokenizer.pad_token: "", tokenizer.word_delimiter_token: " ", tokenizer.unk_token: "⁇"}
-        labels = [special.get(token, token) for token, _ in vocab]
-        self._decoder = build_ctcdecoder(labels, kenlm_model_path=str(self.lm_file), unigrams=unigrams, alpha=alpha, beta=beta,
-                                         unk_score_offset=attrs["unk_score_offset"], lm_score_boundary=attrs["score_boundary"])  # fmt: skip
-        self.alpha, self.beta, self.beam_width = alpha, beta, beam_width
-
-    @property
-    def beam_search(self):
-        """The ``pyctcdecode.BeamSearchDecoderCTC`` underneath (what transformers' pipeline takes as ``decoder=``)."""
-        return self._decoder
-
-    def set_weights(self, alpha: float, beta: float) -> None:
-        """The LM weight alpha and the word insertion bonus beta."""
-        alpha, beta = float(alpha), float(beta)  # pyctcdecode refuses ints
-        self._decoder.reset_params(alpha=alpha, beta=beta)
-        self.alpha, self.beta = alpha, beta
-
-    def __call__(self, log_probs: np.ndarray) -> tuple[str, list[tuple[str, int, int]]]:
-        """``log_probs (T, V)`` (logits work too: they are log-softmaxed) -> ``(text, [(word, start_frame, end_frame)])``."""
-        if not len(log_probs):
-            return "", []
-        text, _, word_frames, _, _ = self._decoder.decode_beams(np.asarray(log_probs, dtype=np.float32),
-                                                                beam_width=self.beam_width)[0]  # fmt: skip
-        return text, [(word, start, end) for word, (start, end) in word_frames]
-
-    def save(self, model_dir: str | os.PathLike) -> Path:
-        """Write ``model_dir/alphabet.json`` and ``model_dir/language_model/`` (replacing an earlier one),
-        with the current alpha and beta; returns the ``language_model/`` folder."""
-        model_dir = Path(model_dir)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        target = model_dir / MODEL_LM_DIR
-        with tempfile.TemporaryDirectory(dir=model_dir) as work:
-            self._decoder.save_to_dir(work)  # alphabet.json + language_model/{attrs.json, unigrams.txt, <kenlm file>}
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(Path(work) / MODEL_LM_DIR, target)
-            os.replace(Path(work) / ALPHABET_FILE, model_dir / ALPHABET_FILE)
-        return target
-
-
 def tune_lm_weights(
     decoder: NgramCTCDecoder, log_probs: Sequence[np.ndarray], references: Sequence[str], *,
     alphas: Sequence[float] = (0.3, 0.6, 1.0, 1.5), betas: Sequence[float] = (0.0, 1.0, 2.0, 3.0),
@@ -204,7 +108,7 @@ def split_log_probs(model, tokenizer_or_processor, dataset, *, audio_column: str
     Trainer's WER sees them (the labels decoded: case-folded, unknown characters as ``<unk>``)."""
     import torch
 
-    from .audio_data import decode_audio
+    from ..processing.audio import load_audio
     from .collators import DEFAULT_CHARS_TO_IGNORE, normalize_transcript
 
     processor = tokenizer_or_processor
@@ -216,7 +120,7 @@ def split_log_probs(model, tokenizer_or_processor, dataset, *, audio_column: str
     for row in dataset:
         audio = row[audio_column]
         if isinstance(audio, dict) and "array" not in audio:
-            audio = decode_audio(audio, rate)
+            audio = load_audio(audio, rate)
         inputs = processor.feature_extractor(audio, sampling_rate=rate, return_tensors="pt")
         with torch.no_grad():
             logits = model(**{k: v.to(device) for k, v in inputs.items()}).logits[0].float()  # (T, V)

@@ -6,11 +6,12 @@ state or the backend of the caller.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["plot_curves"]
+__all__ = ["PRETRAINING_PANELS", "plot_curves", "pretraining_reference_lines"]
 
 
 def plot_curves(
@@ -71,3 +72,26 @@ def plot_curves(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+# w2v2-pretrain's curves: (metric, panel title), in the grid's order
+PRETRAINING_PANELS = [
+    ("loss", "loss (nats / masked frame)"), ("contrastive_loss", "L_m (nats / masked frame)"),
+    ("contrastive_accuracy", "contrastive accuracy"), ("code_perplexity", "code perplexity"),
+    ("prob_perplexity", "prob perplexity"), ("diversity_loss", "L_d"), ("kmeans_loss", "L_k (k-means quantizer)"),
+    ("feature_penalty", "feature penalty"), ("temperature", "Gumbel temperature"), ("learning_rate", "learning rate"),
+    ("grad_norm", "gradient norm"), ("throughput", "audio s / s"),
+]  # fmt: skip
+
+
+def pretraining_reference_lines(config) -> dict[str, list[tuple[float, str]]]:
+    """The chance levels drawn on pretraining curves, for a ``W2V2Config``: L_m at ln(K+1),
+    accuracy at 1/(K+1) and 5x it (collapse and health signs), perplexities at G."""
+    chance = 1 / (config.num_negatives + 1)
+    groups = config.num_codevector_groups
+    return {
+        "contrastive_loss": [(math.log(config.num_negatives + 1), "ln(K+1)")],
+        "contrastive_accuracy": [(chance, "chance"), (5 * chance, "5x chance")],
+        "code_perplexity": [(groups, "G")],
+        "prob_perplexity": [(groups, "G")],
+    }

@@ -13,126 +13,79 @@ fairseq does not clip gradients in either recipe (``clip_norm`` 0).
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from ..configuration import W2V2Config
+from ..processing.audio import SAMPLE_RATE
 
-__all__ = ["RECIPES", "recipe_config"]
+__all__ = ["PretrainRecipe", "RECIPES", "recipe_config", "recipe_help"]
 
-SAMPLING_RATE = 16_000
 
-# What fairseq's two pretraining recipes share: warmup, decay, crops, no clipping, intervals.
-_FAIRSEQ = dict(
-    warmup_updates=32_000,
-    lr_scheduler="polynomial",
-    min_sample_size=32_000,
-    pad=False,
-    max_grad_norm=0.0,
-    mixed_precision="auto",  # bf16 where the device runs it faster (fairseq: fp16 on V100s)
-    save_steps=25_000,
-    logging_steps=200,
-    health_patience=5_000,
-)
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """One pretraining recipe: the model preset (``W2V2Config.<model>``) and the run's
+    hyper-parameters, each the default of the ``w2v2-pretrain`` flag of the same name."""
 
-RECIPES: dict[str, dict] = {
-    "base": dict(
-        _FAIRSEQ,
-        config=W2V2Config.base,
-        learning_rate=5e-4,
-        max_updates=400_000,
-        batch_seconds=1_400_000 / SAMPLING_RATE,  # fairseq max_tokens per GPU: 87.5 s
+    model: str  # a W2V2Config preset: base | large | small | tiny
+    learning_rate: float
+    warmup_updates: int
+    max_updates: int
+    batch_seconds: float  # audio per batch and process, after cropping
+    gradient_accumulation_steps: int
+    max_sample_size: int  # crop length, samples
+    min_sample_size: int
+    normalize: bool
+    lr_scheduler: str = "polynomial"  # fairseq's polynomial decay, power 1
+    pad: bool = False
+    max_grad_norm: float = 0.0  # 0: no clipping (fairseq clip_norm 0)
+    mixed_precision: str = "auto"  # bf16 where the device runs it faster, measured at the start (fairseq: fp16 on V100s)
+    save_steps: int = 25_000
+    logging_steps: int = 200
+    health_patience: int = 5_000
+
+    def flags(self) -> dict:
+        """The hyper-parameters as ``PretrainArguments`` fields (everything but ``model``)."""
+        return {k: v for k, v in asdict(self).items() if k != "model"}
+
+
+# fairseq's two recipes share warmup, decay, crops, no clipping and their intervals (the defaults above).
+RECIPES: dict[str, PretrainRecipe] = {
+    "base": PretrainRecipe(
+        model="base", learning_rate=5e-4, warmup_updates=32_000, max_updates=400_000,
+        batch_seconds=1_400_000 / SAMPLE_RATE,  # fairseq max_tokens per GPU: 87.5 s
         gradient_accumulation_steps=64,  # 64 GPUs x update_freq 1
-        max_sample_size=250_000,
-        normalize=False,
+        max_sample_size=250_000, min_sample_size=32_000, normalize=False,
     ),
-    "large": dict(
-        _FAIRSEQ,
-        config=W2V2Config.large,
-        learning_rate=5e-3,
-        max_updates=1_000_000,
-        batch_seconds=1_200_000 / SAMPLING_RATE,  # 75 s
+    "large": PretrainRecipe(
+        model="large", learning_rate=5e-3, warmup_updates=32_000, max_updates=1_000_000,
+        batch_seconds=1_200_000 / SAMPLE_RATE,  # 75 s
         gradient_accumulation_steps=128,  # 128 GPUs x update_freq 1
-        max_sample_size=320_000,
-        normalize=True,
+        max_sample_size=320_000, min_sample_size=32_000, normalize=True,
     ),
-    "small": dict(
-        config=lambda **o: W2V2Config(**{**SMALL_MODEL, **o}),
-        learning_rate=2e-3,
-        warmup_updates=100,
-        max_updates=3_000,
-        lr_scheduler="polynomial",
+    "small": PretrainRecipe(
+        model="small", learning_rate=2e-3, warmup_updates=100, max_updates=3_000,
         batch_seconds=24.0,  # 8 crops of 3 s
-        gradient_accumulation_steps=1,
-        max_sample_size=48_000,
-        min_sample_size=16_000,
-        normalize=True,
-        pad=False,
-        max_grad_norm=10.0,
-        mixed_precision="auto",  # measured at the start of the run: bf16 only where it is faster
-        save_steps=500,
-        logging_steps=10,
-        health_patience=400,
+        gradient_accumulation_steps=1, max_sample_size=48_000, min_sample_size=16_000, normalize=True,
+        max_grad_norm=10.0, save_steps=500, logging_steps=10, health_patience=400,
     ),
-    "tiny": dict(
-        config=W2V2Config.tiny,
-        learning_rate=1e-3,
-        warmup_updates=2,
-        max_updates=10,
-        lr_scheduler="linear",
-        batch_seconds=4.0,
-        gradient_accumulation_steps=1,
-        max_sample_size=16_000,
-        min_sample_size=4_000,
-        normalize=True,
-        pad=False,
-        max_grad_norm=10.0,
+    "tiny": PretrainRecipe(
+        model="tiny", learning_rate=1e-3, warmup_updates=2, max_updates=10, lr_scheduler="linear",
+        batch_seconds=4.0, gradient_accumulation_steps=1, max_sample_size=16_000, min_sample_size=4_000,
+        normalize=True, max_grad_norm=10.0,
         mixed_precision="no",  # tests compare exact figures
-        save_steps=5,
-        logging_steps=1,
-        health_patience=1_000,
+        save_steps=5, logging_steps=1, health_patience=1_000,
     ),
-}
-
-# The CPU model of the "small" recipe: a 4-layer conv encoder with the paper's total stride
-# of 320 samples (8 * 4 * 2 * 5; 20 ms frames) and a receptive field of 424 samples (paper: 400),
-# whose large first stride and 32 channels halve the cost of the paper's first layers;
-# a 4 x 128 pre-LN Transformer and 2 x 32 codevectors.
-SMALL_MODEL = dict(
-    conv_dim=(32, 128, 128, 128),
-    conv_kernel=(16, 8, 4, 5),
-    conv_stride=(8, 4, 2, 5),
-    conv_bias=True,
-    feat_extract_norm="layer",
-    do_stable_layer_norm=True,
-    hidden_size=128,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    intermediate_size=512,
-    num_conv_pos_embeddings=64,
-    num_conv_pos_embedding_groups=16,
-    hidden_dropout=0.0,
-    attention_dropout=0.0,
-    activation_dropout=0.0,
-    feat_proj_dropout=0.0,
-    feat_quantizer_dropout=0.0,
-    layerdrop=0.0,
-    num_codevector_groups=2,
-    num_codevectors_per_group=32,
-    codevector_dim=128,
-    proj_codevector_dim=128,
-    num_negatives=20,
-    contrastive_logits_temperature=0.1,
-    diversity_loss_weight=0.1,
-    feature_penalty_weight=0.0,
-    feature_grad_mult=1.0,
-    max_gumbel_temperature=2.0,
-    min_gumbel_temperature=0.5,
-    gumbel_temperature_decay=0.999,
-    pretrain_mask_time_prob=0.65,
-    pretrain_mask_time_length=4,
-)
+}  # fmt: skip
 
 
 def recipe_config(name: str, **overrides) -> W2V2Config:
     """The model configuration of recipe ``name`` with ``overrides`` (W2V2Config fields)."""
     if name not in RECIPES:
         raise ValueError(f"recipe={name!r} is unknown; use one of {sorted(RECIPES)}.")
-    return RECIPES[name]["config"](**overrides)
+    return W2V2Config.preset(RECIPES[name].model, **overrides)
+
+
+def recipe_help(field_name: str, text: str = "") -> str:
+    """``text`` followed by each recipe's value of ``field_name``, for ``--help``."""
+    values = ", ".join(f"{name} {getattr(recipe, field_name)!r}" for name, recipe in RECIPES.items())
+    return f"{text + '; ' if text else ''}None takes --recipe's: {values}"

@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoFeatureExtractor, HfArgumentParser
+from transformers import AutoFeatureExtractor
 
+from ..cli_errors import parse_cli_args
 from ..modeling import W2V2ForPreTraining
-from .audio_data import decode_audio, load_audio_dataset
-from .transcribe import list_audio_files
+from ..processing.audio import list_audio_files, load_audio
+from .audio_data import load_audio_dataset
 
 __all__ = ["UnitsArguments", "combine_groups", "deduplicate", "extract_units", "main"]
 
@@ -119,7 +120,7 @@ def _items(args: UnitsArguments):
 
 def main(argv: list[str] | None = None) -> dict:
     """Write the units; returns ``{"files": n written, "failed": [names]}``."""
-    (args,) = HfArgumentParser(UnitsArguments).parse_args_into_dataclasses(args=argv)
+    (args,) = parse_cli_args([UnitsArguments], argv)
     if bool(args.inputs) == bool(args.dataset):
         raise ValueError("pass either --inputs (audio files or folders) or --dataset, not both and not neither.")
     out = Path(args.out)
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for name, cell, others in tqdm(_items(args), desc="units", unit="file", disable=not args.progress):
             try:
-                audio = decode_audio(cell, rate)
+                audio = load_audio(cell, rate)
             except RuntimeError as error:
                 failed.append(name)
                 logger.warning("skipping %s: %s", name, error)

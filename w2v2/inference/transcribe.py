@@ -34,21 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
+from ..cli_errors import parse_cli_args
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2Processor, receptive_field
-from .audio_data import decode_audio, refuse_non_finite
-from .language_model import NgramCTCDecoder
-from .speed import choose_mixed_precision, compile_model, default_transcription_batch_size
+from ..processing.audio import audio_seconds, list_audio_files, stream_audio
+from ..processing.lm_decoder import NgramCTCDecoder
+from ..training.speed import choose_mixed_precision, compile_model, default_transcription_batch_size
 
 __all__ = ["TranscribeArguments", "Transcriber", "build_lm_decoder", "has_language_model", "list_audio_files", "main"]
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4")
 BLOCK_SECONDS = 1.0  # read granularity when streaming a file
 
 logger = logging.getLogger(__name__)
@@ -82,21 +79,6 @@ class TranscribeArguments:
     progress: bool = field(default=True, metadata={"help": "Progress bar (seconds of audio) on standard error."})
     backend: str = field(default="torch", metadata={"help": "torch, or onnx: model_name_or_path is then a w2v2-export folder "
                                                             "run with onnxruntime on the CPU.", "choices": ["torch", "onnx"]})
-
-
-def list_audio_files(inputs: list[str]) -> list[Path]:
-    """Files as given, and audio files under folders (sorted); an error when there are none."""
-    files = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise ValueError(f"input {str(item)!r} does not exist; pass audio files or folders holding them.")
-    if not files:
-        raise ValueError(f"no audio files in {inputs}; pass files or folders with {', '.join(AUDIO_SUFFIXES)} files.")
-    return files
 
 
 @dataclass
@@ -161,7 +143,7 @@ class Transcriber:
         """Load model and processor from one folder or Hub id (w2v2 or transformers format);
         ``backend="onnx"``: a ``w2v2-export --format onnx`` folder, run by onnxruntime on the CPU."""
         if backend == "onnx":
-            from ..export import OnnxTranscriberModel
+            from .export import OnnxTranscriberModel
 
             if kwargs.get("int8") or kwargs.get("torch_compile") or kwargs.get("mixed_precision", "no") not in ("no", "auto") or device not in (None, "cpu"):
                 raise ValueError("backend='onnx' runs the exported graph as it is, in fp32 or int8, on the CPU; drop int8, "
@@ -175,28 +157,12 @@ class Transcriber:
 
     # ---- reading -------------------------------------------------------------------------
 
-    def _samples(self, path: Path) -> Iterator[np.ndarray]:
-        """Blocks of float32 mono audio at the model's rate."""
-        try:
-            handle = sf.SoundFile(str(path))
-        except (sf.LibsndfileError, RuntimeError):  # a format soundfile cannot read: decode it whole
-            yield decode_audio({"path": str(path), "bytes": None}, self.rate)
-            return
-        with handle:
-            stream = soxr.ResampleStream(handle.samplerate, self.rate, 1, dtype="float32") if handle.samplerate != self.rate else None
-            for block in handle.blocks(blocksize=int(BLOCK_SECONDS * handle.samplerate), dtype="float32", always_2d=True):
-                mono = block.mean(axis=1)
-                refuse_non_finite(mono, str(path))
-                yield stream.resample_chunk(mono) if stream else mono
-            if stream:
-                yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-
     def _windows(self, index: int, path: Path) -> Iterator[_Window]:
         """Windows of one file, read as they are needed (the buffer never exceeds a window + a block)."""
         step = self.window - 2 * self.context
         keep_hi = (self.window - self.context) // self.ratio
         buffer, first = np.zeros(0, dtype=np.float32), True  # buffer starts at the next window's start
-        for block in self._samples(path):
+        for block in stream_audio(path, self.rate, block_seconds=BLOCK_SECONDS):
             buffer = np.concatenate([buffer, block])
             while len(buffer) > self.window:  # audio follows this window: it is not the last
                 lo = 0 if first else self.context // self.ratio
@@ -240,7 +206,7 @@ class Transcriber:
         whose outputs change with padding) only windows of equal length do.
         """
         paths = [Path(p) for p in paths]
-        durations = [_seconds(p) for p in paths]
+        durations = [audio_seconds(p) for p in paths]
         can_pad = bool(self.processor.feature_extractor.return_attention_mask)
         parts: dict[int, list[np.ndarray]] = defaultdict(list)
         pending: dict[int, int] = defaultdict(int)  # windows read but not yet run, per file
@@ -301,18 +267,6 @@ class Transcriber:
         return result
 
 
-def _seconds(path: Path) -> float:
-    try:
-        return float(sf.info(str(path)).duration)
-    except (sf.LibsndfileError, RuntimeError):
-        from torchcodec.decoders import AudioDecoder
-
-        try:
-            return float(AudioDecoder(str(path)).metadata.duration_seconds)
-        except Exception:  # noqa: BLE001  (unreadable: transcribe() reports the file when it reads it)
-            return 0.0
-
-
 def build_lm_decoder(tokenizer, lm_path: str, *, alpha: float | None = None, beta: float | None = None, beam_width: int = 32):
     """Beam search with an n-gram LM: ``log_probs (T, V) -> (text, [(word, start, end)])``
     (:class:`w2v2.training.language_model.NgramCTCDecoder`; alpha/beta None: the LM folder's own)."""
@@ -333,7 +287,7 @@ def has_language_model(name_or_path: str) -> bool:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Text (one line per file, ``path<TAB>text`` for several) or JSON; returns the results."""
-    (args,) = HfArgumentParser(TranscribeArguments).parse_args_into_dataclasses(args=argv)
+    (args,) = parse_cli_args([TranscribeArguments], argv)
     files = list_audio_files(args.inputs)
     transcriber = Transcriber.from_pretrained(
         args.model_name_or_path, device=args.device, chunk_length_s=args.chunk_length_s,

@@ -1,6 +1,6 @@
 """Export a model: ONNX for CPU deployment (optionally with int8 matrix products), or
 transformers' format for people without w2v2 (``--format transformers``, any folder w2v2
-writes: :func:`w2v2.hub.export_transformers`).
+writes: :func:`w2v2.conversion.export_transformers`).
 
     w2v2-export --format transformers runs/pt runs/pt-hf
 
@@ -13,7 +13,7 @@ processor's files, ``config.json`` and ``export_info.json`` (how it was made). T
 comes from ``torch.onnx.export(..., dynamo=True)`` (torch.export, then onnxscript).
 ``--int8`` quantizes the weights of the matrix products (MatMul, Gemm) with onnxruntime's
 dynamic quantization; the convolutions stay fp32 (quantized convolutions ran slower,
-espnet_onnx#25). Run the folder without torch with :class:`w2v2.onnx_runner.OnnxCTCModel`,
+espnet_onnx#25). Run the folder without torch with :class:`w2v2.inference.onnx_runner.OnnxCTCModel`,
 or with ``w2v2-transcribe --backend onnx``.
 """
 
@@ -28,10 +28,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from .configuration import W2V2Config
-from .modeling import W2V2ForCTC
+from ..configuration import W2V2Config
+from ..modeling import W2V2ForCTC
+from ..processing import W2V2Processor, receptive_field
+from ..processing.audio import SAMPLE_RATE
 from .onnx_runner import INFO_FILE, MODEL_FILE, OnnxCTCModel
-from .processing import W2V2Processor, receptive_field
 
 __all__ = ["EXPORT_FORMATS", "OnnxTranscriberModel", "export_onnx", "main"]
 
@@ -113,13 +114,13 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, *, int8: bool = Fals
     with_mask = bool(processor.feature_extractor.return_attention_mask)
 
     # example inputs: 2 x 1 s, the second half-padded; lengths below the receptive field are refused by the model
-    x = 0.1 * torch.randn(2, 16_000, generator=torch.Generator().manual_seed(0))
+    x = 0.1 * torch.randn(2, SAMPLE_RATE, generator=torch.Generator().manual_seed(0))
     batch = torch.export.Dim("batch", min=1)
     samples = torch.export.Dim("samples", min=receptive_field(config.conv_kernel, config.conv_stride))
     args, dynamic = (x,), {"input_values": {0: batch, 1: samples}}
     if with_mask:
-        mask = torch.ones(2, 16_000, dtype=torch.long)
-        mask[1, 8_000:] = 0
+        mask = torch.ones(2, SAMPLE_RATE, dtype=torch.long)
+        mask[1, SAMPLE_RATE // 2 :] = 0
         args, dynamic = (x, mask), {**dynamic, "attention_mask": {0: batch, 1: samples}}
     fp32_path = out_dir / (FP32_TEMP_FILE if int8 else MODEL_FILE)
     with torch.no_grad():
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.format == "transformers":
         if args.int8:
             raise ValueError("--int8 applies to --format onnx only; drop it for --format transformers.")
-        from .hub import export_transformers
+        from ..conversion import export_transformers
 
         out = export_transformers(args.model, args.out)
         print(f"wrote {out} (transformers' format)")
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> Path:
 
 def cli() -> None:
     """``w2v2-export`` (a console script must return None); an input error is one line, exit status 2."""
-    from .cli_errors import run_cli
+    from ..cli_errors import run_cli
 
     run_cli(main)
 

@@ -1,11 +1,11 @@
 """Run a ``w2v2-export --format onnx`` folder with onnxruntime alone: no torch, no transformers.
 
 This file imports only the standard library, numpy and onnxruntime, and nothing of w2v2
-(``import w2v2.onnx_runner`` does import the w2v2 package, which imports torch). On a machine
+(``import w2v2.inference.onnx_runner`` does import the w2v2 package, which imports torch). On a machine
 without torch, copy this one file next to your code, or load it by path::
 
     import importlib.util
-    spec = importlib.util.spec_from_file_location("onnx_runner", "w2v2/onnx_runner.py")
+    spec = importlib.util.spec_from_file_location("onnx_runner", "w2v2/inference/onnx_runner.py")
     runner = importlib.util.module_from_spec(spec); spec.loader.exec_module(runner)
     model = runner.OnnxCTCModel("exported/")
     texts = model.transcribe([audio_16k])  # list of float32 (samples,) arrays
@@ -26,6 +26,7 @@ __all__ = ["MODEL_FILE", "INFO_FILE", "OnnxCTCModel"]
 
 MODEL_FILE = "model.onnx"
 INFO_FILE = "export_info.json"  # how the folder was made; also marks it as the exporter's
+NORM_EPS = 1e-7  # w2v2.processing.audio.NORM_EPS, restated: this file imports nothing of w2v2 (tests check they agree)
 
 
 class OnnxCTCModel:
@@ -72,14 +73,14 @@ class OnnxCTCModel:
 
     def prepare(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Float32 waveforms at the model's rate -> (input_values, attention_mask), both (batch, longest):
-        zero-padded, each normalised like the feature extractor, ``(x - mean) / sqrt(var + 1e-7)``."""
+        zero-padded, each normalised like the feature extractor, ``(x - mean) / sqrt(var + NORM_EPS)``."""
         longest = max(len(w) for w in waveforms)
         values = np.full((len(waveforms), longest), self.preprocessor.get("padding_value", 0.0), np.float32)
         mask = np.zeros((len(waveforms), longest), np.int64)
         for row, wave in enumerate(waveforms):
             wave = np.asarray(wave, dtype=np.float32)
             if self.preprocessor.get("do_normalize", True):
-                wave = (wave - wave.mean()) / np.sqrt(wave.var() + 1e-7)
+                wave = (wave - wave.mean()) / np.sqrt(wave.var() + NORM_EPS)
             values[row, : len(wave)], mask[row, : len(wave)] = wave, 1
         return values, mask
 
