@@ -213,10 +213,15 @@ class W2V2Config(Wav2Vec2Config):
     # ------------------------------------------------------------------ validation
     def check_values(self):
         """Refuse values the models cannot run with; each error names field, value and fix."""
+        self._check_architecture()
+        self._check_objective()
 
-        def refuse(field: str, why: str, fix: str):
-            raise ValueError(f"W2V2Config.{field}={getattr(self, field)!r} {why}; {fix}.")
+    def _refuse(self, field: str, why: str, fix: str):
+        raise ValueError(f"W2V2Config.{field}={getattr(self, field)!r} {why}; {fix}.")
 
+    def _check_architecture(self):
+        """The feature encoder, the Transformer and the quantizer's shapes."""
+        refuse = self._refuse
         if self.feat_extract_norm not in ("group", "layer"):
             refuse("feat_extract_norm", "is not a known feature-encoder norm", "use 'group' (BASE) or 'layer' (LARGE)")
         if self.hidden_size % self.num_attention_heads != 0:
@@ -248,6 +253,10 @@ class W2V2Config(Wav2Vec2Config):
         for field in ("num_codevector_groups", "num_codevectors_per_group", "num_hidden_layers", "num_attention_heads"):
             if getattr(self, field) < 1:
                 refuse(field, "must be at least 1", "use a positive integer")
+
+    def _check_objective(self):
+        """Probabilities, masks, loss weights, the Gumbel schedule and the CTC head."""
+        refuse = self._refuse
         for field in (
             "hidden_dropout",
             "activation_dropout",

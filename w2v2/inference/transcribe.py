@@ -130,7 +130,6 @@ class Transcriber:
             )
         self.batch_size = batch_size
         self.lm_decoder = lm_decoder
-        self.max_window_samples = 0  # largest window fed to the model, for memory checks
         # the probe runs 5 s of audio (a few seconds at most), not a whole window
         self.mixed_precision = choose_mixed_precision(mixed_precision, device, None if int8 else model, samples=min(self.window, 80_000))
         if int8 and self.mixed_precision != "no":
@@ -182,7 +181,6 @@ class Transcriber:
     def _forward(self, windows: list[_Window]) -> list[np.ndarray]:
         """Per window, its kept frames: greedy ids (frames,) or log-probs (frames, vocab)."""
         lengths = [len(w.samples) for w in windows]
-        self.max_window_samples = max(self.max_window_samples, *lengths)
         features = self.processor.feature_extractor([w.samples for w in windows], sampling_rate=self.rate, return_tensors="pt")
         features = {k: v.to(self.model.device) for k, v in features.items()}
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.mixed_precision)

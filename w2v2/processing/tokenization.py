@@ -377,39 +377,17 @@ class W2V2CTCTokenizer(PreTrainedTokenizer):
             raise ValueError(
                 f"decode takes one sequence of ids but got a batch of {len(ids)}; use batch_decode."
             )
-        return self._decode(
-            ids,
-            skip_special_tokens=skip_special_tokens,
-            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-            output_char_offsets=output_char_offsets,
-            output_word_offsets=output_word_offsets,
-            group_tokens=group_tokens,
-        )
+        return self._decode(ids, skip_special_tokens, clean_up_tokenization_spaces, output_char_offsets, output_word_offsets,
+                            group_tokens)  # fmt: skip
 
-    def batch_decode(
-        self,
-        sequences: Any,
-        skip_special_tokens: bool = False,
-        clean_up_tokenization_spaces: bool | None = None,
-        output_char_offsets: bool = False,
-        output_word_offsets: bool = False,
-        **kwargs: Any,
-    ) -> list[str] | W2V2CTCTokenizerOutput:
-        """:meth:`decode` for each row of ``sequences`` (batch, frames).
+    def batch_decode(self, sequences: Any, **kwargs: Any) -> list[str] | W2V2CTCTokenizerOutput:
+        """:meth:`decode` for each row of ``sequences`` (batch, frames), with the same keyword
+        arguments (``skip_special_tokens``, ``output_char_offsets``, ``output_word_offsets``, ...).
 
         With offsets, returns one :class:`W2V2CTCTokenizerOutput` whose fields are lists.
         """
-        decoded = [
-            self.decode(
-                row,
-                skip_special_tokens=skip_special_tokens,
-                clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-                output_char_offsets=output_char_offsets,
-                output_word_offsets=output_word_offsets,
-                **kwargs,
-            )
-            for row in _as_id_list(sequences, "batch_decode")
-        ]
+        decoded = [self.decode(row, **kwargs) for row in _as_id_list(sequences, "batch_decode")]
+        output_char_offsets, output_word_offsets = kwargs.get("output_char_offsets", False), kwargs.get("output_word_offsets", False)
         if not (output_char_offsets or output_word_offsets):
             return decoded
         return W2V2CTCTokenizerOutput(
