@@ -25,7 +25,7 @@ word LM) does not apply. Its runs (``*_phonemes``), ``results_phonemes.md/json``
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -226,8 +226,14 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2, help="processes for corpus generation")
     parser.add_argument("--labels", choices=LABELS, default="transcription",
                         help="fine-tune on characters (WER/CER, word LM) or on the corpus's IPA phonemes (PER)")
+    parser.add_argument("--pretrain_updates", type=int, default=None,
+                        help="the pretraining schedule's length instead of the variant's (its wall-time budget still applies)")
     args = parser.parse_args(argv)
     variant = VARIANTS[args.variant]
+    if args.pretrain_updates is not None:
+        if args.pretrain_updates < 1:
+            parser.error(f"--pretrain_updates {args.pretrain_updates} must be at least 1")
+        variant = replace(variant, pretrain_updates=args.pretrain_updates)
     phonemes = args.labels == "phonemes"
     if not phonemes:
         find_kenlm_tool("lmplz")  # step 6 needs it: fail now, not after the training
