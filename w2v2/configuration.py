@@ -27,7 +27,7 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers import Wav2Vec2Config
 
-__all__ = ["CLASS_TWINS", "PRESETS", "W2V2Config"]
+__all__ = ["CLASS_TWINS", "OURS_OF", "PRESETS", "W2V2Config"]
 
 # w2v2 class -> its transformers twin: the names a config, processor or tokenizer file mentions
 # are swapped with these when a folder moves between the two formats (both directions).
@@ -40,7 +40,7 @@ CLASS_TWINS = {
     "W2V2Processor": "Wav2Vec2Processor",
     "W2V2ProcessorWithLM": "Wav2Vec2ProcessorWithLM",
 }
-_OURS_OF = {theirs: ours for ours, theirs in CLASS_TWINS.items()}
+OURS_OF = {theirs: ours for ours, theirs in CLASS_TWINS.items()}  # transformers class -> its w2v2 twin
 _METADATA = ("model_type", "architectures", "transformers_version", "_name_or_path")  # not carried across formats
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
 
@@ -346,7 +346,7 @@ class W2V2Config(Wav2Vec2Config):
             return None, kwargs
         values = {k: v for k, v in config_dict.items() if k not in _METADATA}
         if config_dict.get("architectures"):
-            values["architectures"] = [_OURS_OF.get(a, a) for a in config_dict["architectures"]]
+            values["architectures"] = [OURS_OF.get(a, a) for a in config_dict["architectures"]]
         return cls.from_dict(_with_our_tokenizer(values), return_unused_kwargs=True, **kwargs)
 
     @classmethod
@@ -450,7 +450,7 @@ def _with_our_tokenizer(values: dict) -> dict:
     """A transformers config's values with w2v2's tokenizer named where it names transformers'
     twin or none (W2V2Config's default then applies)."""
     name = values.pop("tokenizer_class", None)
-    return {**values, "tokenizer_class": _OURS_OF.get(name, name)} if name else values
+    return {**values, "tokenizer_class": OURS_OF.get(name, name)} if name else values
 
 
 PRESETS = ("base", "large", "small", "tiny")  # W2V2Config.<name>(**overrides)

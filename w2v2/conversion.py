@@ -33,7 +33,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, Wav2Vec2ForCTC, Wav2Vec2ForPreTraining, Wav2Vec2Model
 
-from .configuration import CLASS_TWINS, W2V2Config
+from .configuration import CLASS_TWINS, OURS_OF, W2V2Config
 from .layout import COMPLETE_MARKER, IGNORE_PATTERNS, MODEL_LM_DIR, PICTURES, PROCESSOR_FILES, STATE_FILE
 from .model_card import folder_format, transformers_card
 from .modeling import W2V2ForCTC, W2V2ForPreTraining, W2V2Model
@@ -130,12 +130,11 @@ def _load_any(save_dir: Path) -> tuple[Any, dict[str, str]]:
     """(the W2V2 model in ``save_dir``, {name: text} of its processor files). A ``w2v2-pretrain``
     checkpoint has no config.json: its trainer_state.json holds the config and feature extractor
     (else the run folder's are used)."""
-    ours_of = {theirs: ours for ours, theirs in CLASS_TWINS.items()}
     classes = {cls.__name__: cls for cls in _MODEL_TWINS}
     config_file = save_dir / "config.json"
     if config_file.is_file():
         architecture = (json.loads(config_file.read_text()).get("architectures") or [None])[0]
-        architecture = ours_of.get(architecture, architecture)
+        architecture = OURS_OF.get(architecture, architecture)
         if architecture not in classes:
             raise ValueError(f"{config_file} names architecture {architecture!r}, not a wav2vec 2.0 model; save a "
                              "W2V2ForCTC or W2V2ForPreTraining there with save_pretrained first.")  # fmt: skip

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AUDIO_SUFFIXES", "MONO_POLICIES", "NORM_EPS", "SAMPLE_RATE", "audio_seconds", "load_audio", "normalize", "refuse_non_finite",
+__all__ = ["AUDIO_SUFFIXES", "MONO_POLICIES", "NORM_EPS", "SAMPLE_RATE", "audio_seconds", "load_audio", "norm_stats", "normalize",
+           "refuse_non_finite",
            "list_audio_files", "read_clip", "resample", "stream_audio", "to_mono"]  # fmt: skip
 
 SAMPLE_RATE = 16_000  # Hz
@@ -40,12 +41,13 @@ MONO_POLICIES = (None, "mean")  # None: refuse several channels; "mean": average
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4")  # what list_audio_files collects from folders
 
 
-def _source(source: str | os.PathLike | dict) -> tuple[Any, str]:
-    """(what a decoder opens, a name for messages) of a path or a datasets ``{"path", "bytes"}`` cell."""
+def _source(source: str | os.PathLike | dict) -> tuple[Any, Any, str]:
+    """(what soundfile opens, what torchcodec opens, a name for messages) of a path or a datasets
+    ``{"path", "bytes"}`` cell."""
     if isinstance(source, dict):
         data, path = source.get("bytes"), source.get("path")
-        return (io.BytesIO(data) if data else path), str(path or "<bytes>")
-    return os.fspath(source), os.fspath(source)
+        return (io.BytesIO(data) if data else path), (data or path), str(path or "<bytes>")
+    return os.fspath(source), os.fspath(source), os.fspath(source)
 
 
 def load_audio(source: str | os.PathLike | dict, sampling_rate: int | None = SAMPLE_RATE, *, mono: str | None = "mean") -> np.ndarray:
@@ -62,7 +64,7 @@ def load_audio(source: str | os.PathLike | dict, sampling_rate: int | None = SAM
     """
     import soundfile as sf
 
-    opened, name = _source(source)
+    opened, coded, name = _source(source)
     try:
         audio, rate = sf.read(opened, dtype="float32", always_2d=True)  # (samples, channels)
         audio = audio.T  # (channels, samples)
@@ -70,8 +72,7 @@ def load_audio(source: str | os.PathLike | dict, sampling_rate: int | None = SAM
         try:
             from torchcodec.decoders import AudioDecoder
 
-            data = source.get("bytes") if isinstance(source, dict) else None
-            samples = AudioDecoder(data if data else (source.get("path") if isinstance(source, dict) else name)).get_all_samples()
+            samples = AudioDecoder(coded).get_all_samples()
             audio, rate = samples.data.numpy().astype(np.float32), int(samples.sample_rate)  # (channels, samples)
         except Exception as tc_error:  # noqa: BLE001
             raise RuntimeError(f"cannot decode {name}: {sf_error}; {tc_error}") from tc_error
@@ -93,7 +94,7 @@ def read_clip(source: str | os.PathLike | dict, sampling_rate: int, place: Calla
     """
     import soundfile as sf
 
-    opened, name = _source(source)
+    opened, _, name = _source(source)
     try:
         f = sf.SoundFile(opened)
     except Exception:  # noqa: BLE001  (load_audio tries the other decoders and names the error)
@@ -170,12 +171,18 @@ def to_mono(audio: np.ndarray, policy: str | None, name: str = "audio", *, chann
     return audio.mean(axis=channel_axis, dtype=np.float64).astype(np.float32)
 
 
+def norm_stats(audio: np.ndarray) -> tuple[Any, Any]:
+    """``(mean, sqrt(var + NORM_EPS))`` of ``audio``: what :func:`normalize` divides by, for a
+    reader that normalises crops by their whole utterance's statistics."""
+    return audio.mean(), np.sqrt(audio.var() + NORM_EPS)
+
+
 def normalize(audio: np.ndarray, length: int | None = None, *, padding_value: float = 0.0) -> np.ndarray:
     """``(x - mean) / sqrt(var + NORM_EPS)`` with the statistics of the first ``length`` samples
     (default: all); samples after them are set to ``padding_value``. float32."""
     length = len(audio) if length is None else length
-    real = audio[:length]
-    normed = (audio - real.mean()) / np.sqrt(real.var() + NORM_EPS)
+    mean, std = norm_stats(audio[:length])
+    normed = (audio - mean) / std
     normed[length:] = padding_value
     return normed.astype(np.float32, copy=False)
 
@@ -192,7 +199,7 @@ def audio_seconds(source: str | os.PathLike | dict) -> float:
     can read it (a reader then skips the file when it decodes it, and names it)."""
     import soundfile as sf
 
-    opened, name = _source(source)
+    opened, coded, _ = _source(source)
     try:
         return float(sf.info(opened).duration)
     except Exception:  # noqa: BLE001
@@ -200,8 +207,7 @@ def audio_seconds(source: str | os.PathLike | dict) -> float:
     try:
         from torchcodec.decoders import AudioDecoder
 
-        data = source.get("bytes") if isinstance(source, dict) else None
-        return float(AudioDecoder(data if data else name).metadata.duration_seconds)
+        return float(AudioDecoder(coded).metadata.duration_seconds)
     except Exception:  # noqa: BLE001
         return 0.0
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..processing.audio import NORM_EPS, SAMPLE_RATE, audio_seconds, load_audio, read_clip
+from ..processing.audio import SAMPLE_RATE, audio_seconds, load_audio, norm_stats, read_clip
 
 __all__ = ["AudioBatch", "AudioBatches", "load_audio_dataset", "plan_batches"]
 
@@ -307,7 +307,7 @@ class AudioBatches:
                 # The variance floor is the feature extractor's (transformers' 1e-7), not fairseq's
                 # layer_norm 1e-5: the feature extractor saved with the model must give at
                 # fine-tuning and inference exactly what pretraining saw (near-silent clips differ).
-                stats = (audio.mean(), np.sqrt(audio.var() + NORM_EPS))
+                stats = norm_stats(audio)
                 if item is not None:
                     self._stats[item] = stats
             start, length = _crop_window(len(audio), wanted, offset)
