@@ -28,7 +28,8 @@ from pretrain_utils import make_audiofolder
 from transformers import Wav2Vec2Config
 
 from w2v2 import W2V2Config, W2V2ForCTC, W2V2ForPreTraining, W2V2Processor, sample_negatives
-from w2v2.conversion import export_transformers, folder_format
+from w2v2.model_card import folder_format
+from w2v2.transformers_export import export_transformers
 from w2v2.model_card import usage_snippet
 from w2v2.modeling import compute_span_mask
 

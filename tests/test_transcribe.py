@@ -140,7 +140,7 @@ def test_console_script_exits_with_status_zero(tiny_ctc, train_files):
 def test_runs_a_transformers_format_checkpoint(tiny_ctc, train_files, tmp_path):
     from transformers import Wav2Vec2ForCTC
 
-    from w2v2.conversion import export_transformers
+    from w2v2.transformers_export import export_transformers
 
     export_transformers(tiny_ctc.output_dir, tmp_path / "hf")
     assert Wav2Vec2ForCTC.from_pretrained(tmp_path / "hf").config.model_type == "wav2vec2"

@@ -12,11 +12,12 @@ from .modeling import (
     W2V2Model,
     W2V2PreTrainedModel,
     compute_span_mask,
+    from_transformers,
     sample_negatives,
 )
 from .processing import *  # noqa: F401,F403  (feature extractor, tokenizer, processor)
 from .processing import __all__ as _processing_all
-from .conversion import from_transformers, to_transformers
+from .conversion import to_transformers
 
 __version__ = "0.1.0"
 

@@ -19,7 +19,6 @@ expected number of *masked frames* before overlap, so the paper's p = 0.065 with
 ``mask_prob = 0.65`` and covers about 1 - (1 - p)**M = 49% of frames.
 """
 
-import dataclasses
 import difflib
 import json
 from typing import Any
@@ -27,21 +26,10 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers import Wav2Vec2Config
 
-__all__ = ["CLASS_TWINS", "OURS_OF", "PRESETS", "W2V2Config"]
+from .conversion import config_values_from_transformers
 
-# w2v2 class -> its transformers twin: the names a config, processor or tokenizer file mentions
-# are swapped with these when a folder moves between the two formats (both directions).
-CLASS_TWINS = {
-    "W2V2Model": "Wav2Vec2Model",
-    "W2V2ForPreTraining": "Wav2Vec2ForPreTraining",
-    "W2V2ForCTC": "Wav2Vec2ForCTC",
-    "W2V2FeatureExtractor": "Wav2Vec2FeatureExtractor",
-    "W2V2CTCTokenizer": "Wav2Vec2CTCTokenizer",
-    "W2V2Processor": "Wav2Vec2Processor",
-    "W2V2ProcessorWithLM": "Wav2Vec2ProcessorWithLM",
-}
-OURS_OF = {theirs: ours for ours, theirs in CLASS_TWINS.items()}  # transformers class -> its w2v2 twin
-_METADATA = ("model_type", "architectures", "transformers_version", "_name_or_path")  # not carried across formats
+__all__ = ["PRESETS", "W2V2Config"]
+
 _HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
 
 # The paper's feature encoder: 7 temporal convolutions, 512 channels, receptive field
@@ -165,7 +153,7 @@ class W2V2Config(Wav2Vec2Config):
     pretrain_mask_time_prob, pretrain_mask_time_length, pretrain_mask_time_min_masks:
         Span masking of the pretraining objective (paper: p * M = 0.65, M = 10, at least 2 spans).
         transformers has no such fields: an export of a pretraining model carries them into
-        ``mask_time_*``, the fields its pretraining reads (``W2V2Config.to_transformers_config``).
+        ``mask_time_*``, the fields its pretraining reads (``w2v2.conversion.config_to_transformers``).
     quantizer (`str`, defaults to ``"gumbel"``):
         Z -> Q of the pretraining objective: ``"gumbel"`` (wav2vec 2.0's Gumbel-softmax product
         quantizer) or ``"kmeans"`` (vq-wav2vec's nearest-codeword quantizer with a straight-through
@@ -339,44 +327,13 @@ class W2V2Config(Wav2Vec2Config):
     @classmethod
     def from_any_pretrained(cls, path, **kwargs) -> tuple["W2V2Config | None", dict[str, Any]]:
         """Read the config at ``path`` (folder or Hub id). A transformers ``wav2vec2`` config
-        becomes a ``W2V2Config`` (config-field ``kwargs`` applied as ``from_pretrained`` would).
-        Returns (the config, or None for a w2v2 checkpoint, which loads as it is; the kwargs left for the model)."""
+        becomes a ``W2V2Config`` (``w2v2.conversion.config_values_from_transformers``; config-field
+        ``kwargs`` applied as ``from_pretrained`` would). Returns (the config, or None for a w2v2
+        checkpoint, which loads as it is; the kwargs left for the model)."""
         config_dict, _ = cls.get_config_dict(path, **{k: kwargs[k] for k in _HUB_KWARGS if k in kwargs})
         if config_dict.get("model_type") != "wav2vec2":
             return None, kwargs
-        values = {k: v for k, v in config_dict.items() if k not in _METADATA}
-        if config_dict.get("architectures"):
-            values["architectures"] = [OURS_OF.get(a, a) for a in config_dict["architectures"]]
-        return cls.from_dict(_with_our_tokenizer(values), return_unused_kwargs=True, **kwargs)
-
-    @classmethod
-    def from_transformers_config(cls, config: Wav2Vec2Config, **overrides) -> "W2V2Config":
-        """The ``W2V2Config`` of a transformers ``Wav2Vec2Config`` (its w2v2 extra keys, if any, read back)."""
-        values = _with_our_tokenizer({k: v for k, v in config.to_dict().items() if k not in _METADATA})
-        return cls(**{**values, **overrides})
-
-    def to_transformers_config(self, *, pretraining: bool = False, w2v2_fields: bool = True) -> Wav2Vec2Config:
-        """The transformers configuration of the same architecture.
-
-        Args:
-            pretraining: the config of a model to pretrain further. transformers' pretraining
-                (``Wav2Vec2ForPreTraining`` and its example script) masks with ``mask_time_*``, which
-                in w2v2 is fine-tuning's SpecAugment (0.05 by default): here it becomes w2v2's
-                ``pretrain_mask_time_*`` (p * M = 0.65, M = 10), so pretraining continues with the
-                mask it had. ``apply_spec_augment`` is turned on, since transformers drops a given
-                mask without it (w2v2 applies the pretraining mask regardless; channel masking stays off then).
-            w2v2_fields: keep w2v2's own fields (``feature_grad_mult``, ``pretrain_mask_time_prob``, ...)
-                as extra keys, which transformers ignores and ``W2V2*.from_pretrained`` reads back.
-        """
-        ours = {f.name for f in dataclasses.fields(W2V2Config)} - {f.name for f in dataclasses.fields(Wav2Vec2Config)}
-        values = {k: v for k, v in self.to_dict().items() if k not in _METADATA and (w2v2_fields or k not in ours)}
-        values["tokenizer_class"] = CLASS_TWINS.get(self.tokenizer_class, self.tokenizer_class)
-        if pretraining:
-            values.update(mask_time_prob=self.pretrain_mask_time_prob, mask_time_length=self.pretrain_mask_time_length,
-                          mask_time_min_masks=self.pretrain_mask_time_min_masks, apply_spec_augment=True)  # fmt: skip
-            if not self.apply_spec_augment:
-                values["mask_feature_prob"] = 0.0
-        return Wav2Vec2Config(**values)
+        return cls.from_dict(config_values_from_transformers(config_dict), return_unused_kwargs=True, **kwargs)
 
     # ------------------------------------------------------------------ schedule
     def gumbel_temperature_at(self, step: int) -> float:
@@ -444,13 +401,6 @@ class W2V2Config(Wav2Vec2Config):
         )
         values.update(overrides)
         return cls(**values)
-
-
-def _with_our_tokenizer(values: dict) -> dict:
-    """A transformers config's values with w2v2's tokenizer named where it names transformers'
-    twin or none (W2V2Config's default then applies)."""
-    name = values.pop("tokenizer_class", None)
-    return {**values, "tokenizer_class": OURS_OF.get(name, name)} if name else values
 
 
 PRESETS = ("base", "large", "small", "tiny")  # W2V2Config.<name>(**overrides)

@@ -4,7 +4,7 @@ Pushing goes through ``huggingface_hub.HfApi``; the endpoint, token and Xet sett
 from the usual environment (``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_DISABLE_XET``).
 ``model.push_to_hub(repo_id)`` and ``processor.push_to_hub(repo_id)`` are transformers'
 own ``PushToHubMixin`` methods and need nothing from this module. Model cards are written by
-``w2v2.model_card``, exports in transformers' format by ``w2v2.conversion``.
+``w2v2.model_card``, exports in transformers' format by ``w2v2.transformers_export``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from .conversion import export_transformers, folder_format
 from .layout import IGNORE_PATTERNS
-from .model_card import transformers_card
+from .model_card import folder_format, transformers_card
+from .transformers_export import export_transformers
 
 __all__ = ["HUB_FORMATS", "push_to_hub"]
 

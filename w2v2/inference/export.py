@@ -1,6 +1,6 @@
 """Export a model: ONNX for CPU deployment (optionally with int8 matrix products), or
 transformers' format for people without w2v2 (``--format transformers``, any folder w2v2
-writes: :func:`w2v2.conversion.export_transformers`).
+writes: :func:`w2v2.transformers_export.export_transformers`).
 
     w2v2-export --format transformers runs/pt runs/pt-hf
 
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.format == "transformers":
         if args.int8:
             raise ValueError("--int8 applies to --format onnx only; drop it for --format transformers.")
-        from ..conversion import export_transformers
+        from ..transformers_export import export_transformers
 
         out = export_transformers(args.model, args.out)
         print(f"wrote {out} (transformers' format)")

@@ -4,7 +4,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCTC, AutoModelForPre
 
 from ..configuration import W2V2Config
 from .masking import compute_span_mask, sample_negatives
-from .models import W2V2BaseModelOutput, W2V2ForCTC, W2V2ForPreTraining, W2V2ForPreTrainingOutput, W2V2Model, W2V2PreTrainedModel
+from .models import from_transformers, W2V2BaseModelOutput, W2V2ForCTC, W2V2ForPreTraining, W2V2ForPreTrainingOutput, W2V2Model, W2V2PreTrainedModel
 
 __all__ = [
     "W2V2PreTrainedModel",
@@ -15,6 +15,7 @@ __all__ = [
     "W2V2ForPreTrainingOutput",
     "compute_span_mask",
     "sample_negatives",
+    "from_transformers",
 ]
 
 AutoConfig.register(W2V2Config.model_type, W2V2Config, exist_ok=True)

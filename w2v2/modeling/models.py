@@ -14,6 +14,7 @@ from transformers.modeling_outputs import CausalLMOutput, Wav2Vec2BaseModelOutpu
 from transformers.utils import ModelOutput
 
 from ..configuration import W2V2Config
+from ..conversion import OURS_OF, config_values_from_transformers, load_transformers_weights
 from .components import (Encoder, FeatureEncoder, FeatureProjection, GumbelVectorQuantizer, KmeansVectorQuantizer,
                          PositionalConvEmbedding, grad_multiply)
 from .losses import contrastive_logits, contrastive_loss, ctc_frames_needed, diversity_loss, pretraining_loss
@@ -21,7 +22,7 @@ from .masking import compute_span_mask, sample_negatives
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["W2V2PreTrainedModel", "W2V2Model", "W2V2ForPreTraining", "W2V2ForCTC", "W2V2BaseModelOutput", "W2V2ForPreTrainingOutput"]
+__all__ = ["from_transformers", "W2V2PreTrainedModel", "W2V2Model", "W2V2ForPreTraining", "W2V2ForCTC", "W2V2BaseModelOutput", "W2V2ForPreTrainingOutput"]
 
 
 @dataclass
@@ -174,18 +175,11 @@ class W2V2PreTrainedModel(PreTrainedModel):
         ``ForCTC`` (same device and dtype). Parameter names are the same on both sides; w2v2 always
         has ``masked_spec_embed`` (pretraining needs it), transformers only with SpecAugment on. A
         pretraining model loaded into ``W2V2ForCTC`` gets a new head, as ``from_pretrained`` gives."""
-        overrides = {}
+        values = config_values_from_transformers(model.config.to_dict())
         if isinstance(model, Wav2Vec2ForPreTraining):
-            overrides["gumbel_temperature"] = float(model.quantizer.temperature)
-        config = W2V2Config.from_transformers_config(model.config, **overrides)
+            values["gumbel_temperature"] = float(model.quantizer.temperature)
         param = next(model.parameters())
-        ours = cls(config).to(device=param.device, dtype=param.dtype)
-        missing, unexpected = ours.load_state_dict(model.state_dict(), strict=False)
-        missing = [k for k in missing if not k.endswith("masked_spec_embed") and not k.startswith("lm_head.")]
-        unexpected = [k for k in unexpected if not k.startswith(("quantizer.", "project_hid.", "project_q."))]
-        if missing or unexpected:
-            raise RuntimeError(f"from_transformers: parameters do not line up (missing {missing}, unexpected {unexpected}).")
-        return ours.train(model.training)
+        return load_transformers_weights(cls(W2V2Config(**values)).to(device=param.device, dtype=param.dtype), model)
 
     def _outputs(self, output, return_dict):
         use_dict = self.config.return_dict if return_dict is None else return_dict
@@ -550,3 +544,13 @@ class W2V2ForCTC(W2V2PreTrainedModel):
                 "(%d so far).", impossible, len(needed), int(needed.max()), int(input_lengths.min()),
                 "counted as 0 (ctc_zero_infinity)" if self.config.ctc_zero_infinity else "inf", self.impossible_alignments,
             )  # fmt: skip
+
+
+def from_transformers(model: PreTrainedModel, cls: type[W2V2PreTrainedModel] | None = None) -> W2V2PreTrainedModel:
+    """The w2v2 model (of class ``cls``, default: the twin of ``model``'s class) with the config
+    and weights of a transformers ``Wav2Vec2*`` model: ``cls.from_transformers(model)``."""
+    twins = {c.__name__: c for c in (W2V2Model, W2V2ForPreTraining, W2V2ForCTC)}
+    cls = cls or twins.get(OURS_OF.get(type(model).__name__))
+    if cls is None:
+        raise TypeError(f"from_transformers() takes a Wav2Vec2Model, Wav2Vec2ForPreTraining or Wav2Vec2ForCTC, not {type(model).__name__}.")
+    return cls.from_transformers(model)

@@ -371,7 +371,7 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
         W2V2ProcessorWithLM(processor.feature_extractor, processor.tokenizer, lm_decoder).save_pretrained(output_dir)
     trainer.save_metrics("all", metrics)
     if model_args.save_format == "transformers":  # checkpoints stay in w2v2's format, which resuming reads
-        from ..conversion import export_transformers
+        from ..transformers_export import export_transformers
 
         export_transformers(output_dir, output_dir)
     repo_id = (training_args.hub_model_id or output_dir.name) if push else None

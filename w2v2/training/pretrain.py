@@ -354,7 +354,7 @@ def _train(args: PretrainArguments) -> Path:
             pending = meter.totals(accelerator, batches.corrupt)
             save_checkpoint(accelerator, out, step, {**state, "sums": {k: pending[k] for k in _IntervalMeter.SUMS},
                                                      "corrupt_files": int(pending["corrupt"]), "grad_norms": meter.grad_norms,
-                                                     # what w2v2.conversion.export_transformers needs to export the checkpoint alone
+                                                     # what w2v2.transformers_export.export_transformers needs to export the checkpoint alone
                                                      "model_config": unwrapped.config.to_dict(),
                                                      "feature_extractor": feature_extractor.to_dict()}, keep_last=args.save_total_limit)  # fmt: skip
         if stop_reason or out_of_time:
