@@ -30,6 +30,7 @@ def test_smoke_variant_runs_every_step_and_reports(tmp_path):
         model_dir = out / run["run"]
         assert {"model.safetensors", "config.json", "vocab.json", "processor_config.json", "finetuning_curves.png"} <= {p.name for p in model_dir.iterdir()}
     assert (out / "pretrain" / "model.safetensors").exists() and (out / "pretrain" / "pretraining_curves.png").exists()
+    assert "| speed_perturbation | (0.9, 1.1) |" in (out / "pretrain" / "README.md").read_text()  # the augmented pretraining
     assert "| train_10min | pretrained |" in (out / "results.md").read_text()
     # beam search with the corpus's word LM beside greedy decoding, and utterances a person can read
     for run in runs.values():

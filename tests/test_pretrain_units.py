@@ -224,3 +224,27 @@ def test_saved_feature_extractor_reproduces_a_normalised_training_batch(tmp_path
         assert torch.equal(values[:n], want), f"clip of {n} samples: max difference {float((values[:n] - want).abs().max()):.3g}"
         seen.add(n)
     assert seen == set(files)
+
+
+@pytest.mark.parametrize("speed", [0.8, 1.25])
+def test_speed_perturbation_resamples_each_crop_to_its_length(tmp_path, speed):
+    """A 1 kHz tone read at speed s comes out at s kHz, in a crop as long as the unperturbed one."""
+    t = np.arange(3 * SR) / SR
+    for i in range(2):
+        sf.write(tmp_path / f"tone{i}.flac", (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR)
+    (tmp_path / "metadata.csv").write_text("file_name,duration\ntone0.flac,3.0\ntone1.flac,3.0\n")
+    kw = {"batch_seconds": 4.0, "max_sample_size": SR, "seed": 0}
+    plain = next(b for b in AudioBatches(load_audio_dataset(tmp_path), **kw).epoch(0) if b is not None)
+    fast = next(b for b in AudioBatches(load_audio_dataset(tmp_path), speed_perturbation=(speed, speed), **kw).epoch(0) if b is not None)
+    assert abs(fast.input_values.shape[1] - plain.input_values.shape[1]) <= 1
+    for row in fast.input_values:
+        peak_hz = np.argmax(np.abs(np.fft.rfft(row.numpy()))) * SR / len(row)
+        assert abs(peak_hz - 1000 * speed) < 5, (peak_hz, speed)
+    again = next(b for b in AudioBatches(load_audio_dataset(tmp_path), speed_perturbation=(speed, speed), **kw).epoch(0) if b is not None)
+    torch.testing.assert_close(again.input_values, fast.input_values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bad", [(1.1, 0.9), (0.0, 1.0), (0.9,)])
+def test_bad_speed_perturbation_is_refused(folder, bad):
+    with pytest.raises(ValueError, match="speed_perturbation"):
+        _batches(folder, speed_perturbation=bad)

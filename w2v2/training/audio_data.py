@@ -13,6 +13,11 @@ Batches follow fairseq's ``audio_pretraining`` task: each clip is randomly cropp
 its shortest clip (no padding, which would change group-norm encoders, transformers#21534),
 unless ``pad=True`` (layer-norm encoders), which pads to the longest and returns an attention mask.
 
+``speed_perturbation=(low, high)`` augments the unlabeled audio (Wav2Vec-Aug, arXiv 2206.13654;
+none of fairseq's recipes does): each clip is read ``s`` times longer and resampled to its
+length, ``s ~ U(low, high)`` per clip, so tempo, pitch and formants all move by ``s``, as a
+shorter or longer vocal tract would (Kaldi's speed perturbation).
+
 Under several processes a map-style batch plan is global (``batch_seconds * num_processes``)
 and each process takes every ``num_processes``-th clip of it, so N processes see the same
 global batches as one; a streaming source is sharded with ``split_dataset_by_node`` instead
@@ -30,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..processing.audio import SAMPLE_RATE, audio_seconds, load_audio, norm_stats, read_clip
+from ..processing.audio import SAMPLE_RATE, audio_seconds, load_audio, norm_stats, read_clip, resample
 
 __all__ = ["AudioBatch", "AudioBatches", "load_audio_dataset", "plan_batches"]
 
@@ -169,6 +174,7 @@ class AudioBatches:
         duration_column: str | None = "duration",
         num_processes: int = 1,
         process_index: int = 0,
+        speed_perturbation: tuple[float, float] | None = None,
     ):
         if batch_seconds * sampling_rate < min_sample_size:
             raise ValueError(
@@ -177,6 +183,9 @@ class AudioBatches:
             )
         if max_sample_size < max(min_sample_size, 1):
             raise ValueError(f"max_sample_size={max_sample_size} is below min_sample_size={min_sample_size}; raise it.")
+        if speed_perturbation is not None and not (len(speed_perturbation) == 2 and 0 < speed_perturbation[0] <= speed_perturbation[1]):
+            raise ValueError(f"speed_perturbation={speed_perturbation} must be two factors 0 < low <= high, e.g. (0.9, 1.1).")
+        self.speed_perturbation = None if speed_perturbation is None else tuple(float(f) for f in speed_perturbation)
         self.streaming = not hasattr(dataset, "__len__")
         self.num_processes, self.process_index = num_processes, process_index
         if self.streaming and num_processes > 1:
@@ -332,19 +341,23 @@ class AudioBatches:
         lengths = [min(self.max_sample_size, int(d * self.sampling_rate)) for _, d in members]
         target = min(lengths)
         offsets = rng.random(len(members))
+        speeds = rng.uniform(*self.speed_perturbation, len(members)) if self.speed_perturbation else np.ones(len(members))
         clips, keys = [], []
         for slot in range(self.process_index if not self.streaming else 0, len(members),
                           1 if self.streaming else self.num_processes):
             item, _ = members[slot]
             example = self.dataset[item] if not self.streaming else item
+            wanted = lengths[slot] if self.pad else target
             try:
-                clip = self._crop(example, None if self.streaming else item, lengths[slot] if self.pad else target, offsets[slot])
+                clip = self._crop(example, None if self.streaming else item, int(np.ceil(wanted * speeds[slot])), offsets[slot])
             except RuntimeError as error:
                 self._count_corrupt(error)
                 continue
             if clip is None:
                 self.too_short += 1
                 continue
+            if speeds[slot] != 1.0:  # s x the samples played at s x the rate: about `wanted` samples again
+                clip = resample(clip.astype(np.float32, copy=False), round(self.sampling_rate * speeds[slot]), self.sampling_rate)[:wanted]
             clips.append(clip)
             keys.append((epoch, b, slot))
         if not clips:

@@ -74,6 +74,9 @@ class PretrainArguments:
     min_sample_size: int | None = field(default=None, metadata={"help": recipe_help("min_sample_size", "skip clips shorter than this")})
     normalize: bool | None = field(default=None, metadata={"help": recipe_help("normalize", "zero mean, unit variance per clip")})
     pad: bool | None = field(default=None, metadata={"help": recipe_help("pad", "pad batches (attention mask) instead of cutting to the shortest")})
+    speed_perturbation: list[float] | None = field(default=None, metadata={
+        "help": "two factors LOW HIGH (e.g. 0.9 1.1): resample each crop by a factor drawn between them (tempo, pitch and "
+                "formants; Wav2Vec-Aug); default: off"})  # fmt: skip
     gradient_accumulation_steps: int | None = field(default=None, metadata={"help": recipe_help("gradient_accumulation_steps")})
     max_grad_norm: float | None = field(default=None, metadata={"help": recipe_help("max_grad_norm", "clip the gradient norm; 0 = no clipping")})
     weight_decay: float = 0.01
@@ -396,7 +399,7 @@ def _batches(args: PretrainArguments, accelerator):
                         min_sample_size=args.min_sample_size, max_batch_size=args.max_batch_size, seed=args.seed,
                         normalize=args.normalize, pad=args.pad, audio_column=args.audio_column,
                         duration_column=args.duration_column, num_processes=accelerator.num_processes,
-                        process_index=accelerator.process_index)  # fmt: skip
+                        process_index=accelerator.process_index, speed_perturbation=args.speed_perturbation)  # fmt: skip
 
 
 def _optimizer(args: PretrainArguments, model):
@@ -594,7 +597,8 @@ def _write_card(args, out: Path, history: list[dict], hours: float | None, step:
                                                 "prob_perplexity") if k in final}
     hyper = {k: getattr(args, k) for k in ("recipe", "learning_rate", "warmup_updates", "max_updates", "lr_scheduler",
                                            "batch_seconds", "gradient_accumulation_steps", "max_sample_size",
-                                           "min_sample_size", "normalize", "max_grad_norm", "mixed_precision", "seed")}
+                                           "min_sample_size", "normalize", "speed_perturbation", "max_grad_norm", "mixed_precision",
+                                           "seed")}
     hyper.update(mixed_precision_used=precision, updates_done=step, data_hours=None if hours is None else round(hours, 3),
                  audio_hours_seen=round(final.get("audio_hours", 0.0), 3))
     summary = (f"wav2vec 2.0 pretrained with `w2v2-pretrain --recipe {args.recipe}` for {step} updates "

@@ -35,7 +35,7 @@ from transformers import AutoFeatureExtractor
 
 from ..cli_errors import parse_cli_args
 from ..modeling import W2V2ForPreTraining
-from ..processing.audio import list_audio_files, load_audio
+from ..processing.audio import SAMPLE_RATE, list_audio_files, load_audio
 from .audio_data import load_audio_dataset
 
 __all__ = ["UnitsArguments", "combine_groups", "deduplicate", "extract_units", "main"]
@@ -80,7 +80,7 @@ def deduplicate(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def extract_units(model: W2V2ForPreTraining, input_values: np.ndarray, *, chunk_seconds: float = 30.0,
-                  sampling_rate: int = 16_000) -> np.ndarray:  # fmt: skip
+                  sampling_rate: int = SAMPLE_RATE) -> np.ndarray:  # fmt: skip
     """input_values (S,), already normalised as the model's feature extractor does -> codes (T, G).
 
     Read in windows of about ``chunk_seconds`` that start on a frame (a multiple of the encoder's

@@ -1,0 +1,137 @@
+"""Two of issue 19's levers as pilots on the short variant (benchmarks/RESULTS.md, "Issue 19,
+second attempt"). Neither is in the example: neither helped.
+
+Self-training (lever 4): a fine-tuned model labels the unlabeled split, the most confident
+fraction (mean log-probability of the greedy path) is kept, and a corpus folder is written
+whose ``train_st`` split is the labeled split plus the pseudo-labeled clips (links, no copies):
+
+    .venv/bin/python benchmarks/issue19_pilots.py pseudo-label --model outputs/s35_base/pretrained_train_10min \\
+        --corpus outputs/s35_base/corpus --out /tmp/st_corpus --keep 0.5 [--lm outputs/s35_base/lm/words_3gram.arpa]
+    .venv/bin/w2v2-finetune ... --dataset_name_or_path /tmp/st_corpus --train_split train_st
+
+Linear probing, then fine-tuning (LP-FT, lever 1): before the first update, the CTC head is
+trained alone on the frozen, unmasked outputs c of the training split, computed once (full-batch
+Adam), then ``w2v2-finetune`` goes on as usual with every flag given after ``lp-ft``:
+
+    .venv/bin/python benchmarks/issue19_pilots.py lp-ft --epochs 300 -- --model_name_or_path ... (w2v2-finetune flags)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+
+import jiwer
+import torch
+import torch.nn.functional as F
+from transformers import TrainerCallback
+
+from w2v2 import W2V2ForCTC, W2V2Processor
+from w2v2.processing.audio import SAMPLE_RATE, load_audio
+from w2v2.training import finetune
+from w2v2.training.ctc_trainer import CTCTrainer
+
+
+@torch.no_grad()
+def pseudo_label(model_dir: Path, corpus: Path, out: Path, keep: float, lm: str | None, split: str = "pretrain") -> None:
+    model, processor = W2V2ForCTC.from_pretrained(model_dir).eval(), W2V2Processor.from_pretrained(model_dir)
+    decoder = None
+    if lm:
+        from w2v2.processing.lm_decoder import NgramCTCDecoder
+
+        decoder = NgramCTCDecoder(processor.tokenizer, lm, beam_width=32, alpha=0.6, beta=2.0)
+    rows = list(csv.DictReader(open(corpus / split / "metadata.csv", newline="")))
+    scored = []  # (confidence, row, hypothesis)
+    for row in rows:
+        inputs = processor(audio=load_audio(str(corpus / split / row["file_name"]), SAMPLE_RATE), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        log_probs = model(inputs.input_values).logits[0].log_softmax(-1)  # (T, V)
+        best = log_probs.max(-1)
+        text = processor.tokenizer.decode(best.indices) if decoder is None else decoder(log_probs.numpy())[0]
+        if text.strip():
+            scored.append((float(best.values.mean()), row, text.strip()))
+    scored.sort(key=lambda s: -s[0])
+    kept = scored[: round(keep * len(rows))]
+    for name, group in (("all", scored), ("kept", kept)):
+        if group:  # the corpus is synthetic: its unlabeled split has the true transcripts to score against
+            print(f"{name}: {len(group)} clips, CER against the truth {jiwer.cer([r['transcription'] for _, r, _ in group], [t for _, _, t in group]):.3f}")
+    out.mkdir(parents=True, exist_ok=True)
+    for other in ("validation", "test_clean", "test_other"):
+        if not (out / other).exists():
+            os.symlink((corpus / other).resolve(), out / other)
+    train = out / "train_st"
+    train.mkdir(exist_ok=True)
+    labeled = [(row, row["transcription"], "train_10min") for row in csv.DictReader(open(corpus / "train_10min" / "metadata.csv", newline=""))]
+    with open(train / "metadata.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file_name", "transcription", "duration"])
+        for row, text, source in labeled + [(row, text, split) for _, row, text in kept]:
+            name = f"{source}_{row['file_name']}"
+            if not (train / name).exists():
+                os.symlink((corpus / source / row["file_name"]).resolve(), train / name)
+            writer.writerow([name, text, row["duration"]])
+
+
+class LinearProbeFirst(TrainerCallback):
+    """Before update 0: the CTC head alone, trained on c of every training clip computed once."""
+
+    def __init__(self, epochs: int, lr: float):
+        self.epochs, self.lr = epochs, lr
+
+    def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        if state.global_step > 0:
+            return
+        start, was_training = time.time(), model.training
+        model.eval()
+        frames, labels = [], []
+        with torch.no_grad():
+            for batch in train_dataloader:
+                c = model.wav2vec2(batch["input_values"], attention_mask=batch.get("attention_mask")).last_hidden_state  # (B, T, D)
+                mask = batch.get("attention_mask")
+                lengths = model._get_feat_extract_output_lengths(mask.sum(-1)) if mask is not None else [c.shape[1]] * len(c)
+                for i in range(len(c)):
+                    frames.append(c[i, : int(lengths[i])].float())
+                    labels.append(batch["labels"][i][batch["labels"][i] >= 0])
+        x = torch.nn.utils.rnn.pad_sequence(frames, batch_first=True)  # (N, T, D)
+        x_lengths, y_lengths = torch.tensor([len(f) for f in frames]), torch.tensor([len(y) for y in labels])
+        optimizer = torch.optim.Adam(model.lm_head.parameters(), lr=self.lr)
+        for _ in range(self.epochs):
+            log_probs = model.lm_head(x).log_softmax(-1).transpose(0, 1)  # (T, N, V)
+            loss = F.ctc_loss(log_probs, torch.cat(labels), x_lengths, y_lengths, blank=model.config.pad_token_id, zero_infinity=True)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        print(f"linear probe: {len(frames)} clips, {self.epochs} epochs, CTC loss {loss.item():.3f}, {time.time() - start:.0f} s")
+        model.train(was_training)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    st = commands.add_parser("pseudo-label")
+    st.add_argument("--model", type=Path, required=True)
+    st.add_argument("--corpus", type=Path, required=True)
+    st.add_argument("--out", type=Path, required=True)
+    st.add_argument("--keep", type=float, default=0.5, help="fraction of the unlabeled clips kept, most confident first")
+    st.add_argument("--lm", default=None, help="decode with this n-gram LM (alpha 0.6, beta 2) instead of greedily")
+    lp = commands.add_parser("lp-ft")
+    lp.add_argument("--epochs", type=int, default=300)
+    lp.add_argument("--lr", type=float, default=1e-2)
+    lp.add_argument("finetune_flags", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    if args.command == "pseudo-label":
+        return pseudo_label(args.model, args.corpus, args.out, args.keep, args.lm)
+
+    class ProbeFirstTrainer(CTCTrainer):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.add_callback(LinearProbeFirst(args.epochs, args.lr))
+
+    finetune.CTCTrainer = ProbeFirstTrainer  # what finetune_ctc builds
+    finetune.main([f for f in args.finetune_flags if f != "--"])
+
+
+if __name__ == "__main__":
+    main()
