@@ -16,7 +16,8 @@ unless ``pad=True`` (layer-norm encoders), which pads to the longest and returns
 ``speed_perturbation=(low, high)`` augments the unlabeled audio (Wav2Vec-Aug, arXiv 2206.13654;
 none of fairseq's recipes does): each clip is read ``s`` times longer and resampled to its
 length, ``s ~ U(low, high)`` per clip, so tempo, pitch and formants all move by ``s``, as a
-shorter or longer vocal tract would (Kaldi's speed perturbation).
+shorter or longer vocal tract would (Kaldi's speed perturbation). A file shorter than ``s`` times
+the crop gives a shorter clip, and the batch is cut to it like any other.
 
 Under several processes a map-style batch plan is global (``batch_seconds * num_processes``)
 and each process takes every ``num_processes``-th clip of it, so N processes see the same
@@ -356,7 +357,7 @@ class AudioBatches:
             if clip is None:
                 self.too_short += 1
                 continue
-            if speeds[slot] != 1.0:  # s x the samples played at s x the rate: about `wanted` samples again
+            if speeds[slot] != 1.0:  # s x the samples played at s x the rate: `wanted` again, fewer from a shorter file
                 clip = resample(clip.astype(np.float32, copy=False), round(self.sampling_rate * speeds[slot]), self.sampling_rate)[:wanted]
             clips.append(clip)
             keys.append((epoch, b, slot))
