@@ -1,5 +1,5 @@
-"""Two of issue 19's levers as pilots on the short variant (benchmarks/RESULTS.md, "Issue 19,
-second attempt"). Neither is in the example: neither helped.
+"""Issue 19's levers that are not in the example, as pilots on the short variant
+(benchmarks/RESULTS.md, "Issue 19, second attempt" and "third attempt"): none of them helped.
 
 Self-training (lever 4): a fine-tuned model labels the unlabeled split, the most confident
 fraction (mean log-probability of the greedy path) is kept, and a corpus folder is written
@@ -14,23 +14,35 @@ trained alone on the frozen, unmasked outputs c of the training split, computed 
 Adam), then ``w2v2-finetune`` goes on as usual with every flag given after ``lp-ft``:
 
     .venv/bin/python benchmarks/issue19_pilots.py lp-ft --epochs 300 -- --model_name_or_path ... (w2v2-finetune flags)
+
+Speed-perturbed labeled clips (lever 3 on the fine-tuning side, third attempt): every training
+clip is played s ~ U(low, high) times faster each time it is drawn; evaluation audio is untouched:
+
+    .venv/bin/python benchmarks/issue19_pilots.py speed-finetune --low 0.9 --high 1.1 --seed 0 -- (w2v2-finetune flags)
+
+The third attempt's figure: test CER of every pilot, one dot per fine-tuning seed, groups of run
+folders (each holding ``all_results.json``) given as ``LABEL=DIR,DIR,...``:
+
+    .venv/bin/python benchmarks/issue19_pilots.py plot --out fig.png --bar 0.594 "reference=runs/a,runs/b" ...
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import time
 from pathlib import Path
 
 import jiwer
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
 from w2v2 import W2V2ForCTC, W2V2Processor
-from w2v2.processing.audio import SAMPLE_RATE, load_audio
+from w2v2.processing.audio import SAMPLE_RATE, load_audio, resample
 from w2v2.training import finetune
 from w2v2.training.ctc_trainer import CTCTrainer
 
@@ -120,17 +132,67 @@ def main() -> None:
     lp.add_argument("--epochs", type=int, default=300)
     lp.add_argument("--lr", type=float, default=1e-2)
     lp.add_argument("finetune_flags", nargs=argparse.REMAINDER)
+    sp = commands.add_parser("speed-finetune")
+    sp.add_argument("--low", type=float, default=0.9)
+    sp.add_argument("--high", type=float, default=1.1)
+    sp.add_argument("--seed", type=int, default=0, help="seed of the speed factors")
+    sp.add_argument("finetune_flags", nargs=argparse.REMAINDER)
+    pl = commands.add_parser("plot")
+    pl.add_argument("--out", type=Path, required=True)
+    pl.add_argument("--bar", type=float, default=None, help="a test_clean CER to draw as a dashed line (the bar)")
+    pl.add_argument("groups", nargs="+", help="LABEL=DIR,DIR,... (run folders holding all_results.json)")
     args = parser.parse_args()
     if args.command == "pseudo-label":
         return pseudo_label(args.model, args.corpus, args.out, args.keep, args.lm)
+    if args.command == "plot":
+        return plot_pilots(args.groups, args.out, args.bar)
+    if args.command == "speed-finetune":
+        rng = np.random.default_rng(args.seed)
 
-    class ProbeFirstTrainer(CTCTrainer):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self.add_callback(LinearProbeFirst(args.epochs, args.lr))
+        def played_faster(batch: dict) -> dict:  # each clip s times faster: read at s x its rate, resampled back
+            clips = [load_audio(cell, SAMPLE_RATE) for cell in batch["audio"]]
+            return {**batch, "audio": [resample(c, round(SAMPLE_RATE * rng.uniform(args.low, args.high)), SAMPLE_RATE) for c in clips]}
 
-    finetune.CTCTrainer = ProbeFirstTrainer  # what finetune_ctc builds
+        class Trainer(CTCTrainer):
+            def __init__(self, *a, **k):
+                super().__init__(*a, **{**k, "train_dataset": k["train_dataset"].with_transform(played_faster)})
+    else:
+        class Trainer(CTCTrainer):
+            def __init__(self, *a, **k):
+                super().__init__(*a, **k)
+                self.add_callback(LinearProbeFirst(args.epochs, args.lr))
+
+    finetune.CTCTrainer = Trainer  # what finetune_ctc builds
     finetune.main([f for f in args.finetune_flags if f != "--"])
+
+
+def plot_pilots(groups: list[str], out: Path, bar: float | None) -> None:
+    """test_clean and test_other CER of each group of runs: a dot per run, a tick at the mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(groups) + 1.5), sharey=True)
+    for y, group in enumerate(groups):
+        label, dirs = group.split("=", 1)
+        results = [json.loads((Path(d) / "all_results.json").read_text()) for d in dirs.split(",")]
+        for ax, split in zip(axes, ("test_clean", "test_other")):
+            values = [r[f"{split}_cer"] for r in results]
+            ax.plot(values, [y] * len(values), "o", color="tab:blue", alpha=0.6)
+            ax.plot([np.mean(values)], [y], "|", color="black", markersize=16)
+    for ax, split in zip(axes, ("test_clean", "test_other")):
+        ax.set_xlabel(f"{split} CER (dots: fine-tuning seeds; bar: mean)")
+        ax.grid(axis="x", alpha=0.3)
+    if bar is not None:
+        axes[0].axvline(bar, linestyle="--", color="tab:red", label=f"the bar: {bar:.3f}")
+        axes[0].legend(loc="lower right")
+    axes[0].set_yticks(range(len(groups)), [g.split("=", 1)[0] for g in groups])
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"figure: {out}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The low-resource example end to end, in its smoke variant (a minute or two on 2 cores)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +31,11 @@ def test_smoke_variant_runs_every_step_and_reports(tmp_path):
         model_dir = out / run["run"]
         assert {"model.safetensors", "config.json", "vocab.json", "processor_config.json", "finetuning_curves.png"} <= {p.name for p in model_dir.iterdir()}
     assert (out / "pretrain" / "model.safetensors").exists() and (out / "pretrain" / "pretraining_curves.png").exists()
-    assert "| speed_perturbation | (0.9, 1.1) |" in (out / "pretrain" / "README.md").read_text()  # the augmented pretraining
+    card = (out / "pretrain" / "README.md").read_text()
+    assert "| speed_perturbation | (0.9, 1.1) |" in card and "| learning_rate | 0.003 |" in card  # the example's pretraining
     assert "| train_10min | pretrained |" in (out / "results.md").read_text()
+    assert re.search(r"CER ratio pretrained / random init, greedy: test_clean \*\*\d\.\d{3}\*\*.*\(goal: test_clean <= 0\.5, "
+                     r"test_other < 1: (met|missed)\)", (out / "results.md").read_text())  # the bar and the verdict
     # beam search with the corpus's word LM beside greedy decoding, and utterances a person can read
     for run in runs.values():
         assert 0 <= run["test_clean_lm_cer"] and run["lm_alpha"] >= 0
@@ -45,3 +49,5 @@ def test_smoke_variant_runs_every_step_and_reports(tmp_path):
     pre, base = (json.loads((out / name / "config.json").read_text()) for name in ("pretrained_train_10min", "scratch_train_10min"))
     assert pre["hidden_size"] == base["hidden_size"] and pre["conv_dim"] == base["conv_dim"]
     assert runs["pretrained_train_10min"]["updates"] == runs["scratch_train_10min"]["updates"] > 0
+    for name in runs:  # the example's schedule, which holds the peak lr for 70% of the updates, for both inits
+        assert "| lr_schedule | tri-stage 0.1/0.7/0.2 |" in (out / name / "README.md").read_text()
