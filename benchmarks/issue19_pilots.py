@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from transformers import TrainerCallback
 
 from w2v2 import W2V2ForCTC, W2V2Processor
-from w2v2.processing.audio import SAMPLE_RATE, load_audio, resample
+from w2v2.processing.audio import SAMPLE_RATE, load_audio, speed_perturb
 from w2v2.training import finetune
 from w2v2.training.ctc_trainer import CTCTrainer
 
@@ -149,9 +149,9 @@ def main() -> None:
     if args.command == "speed-finetune":
         rng = np.random.default_rng(args.seed)
 
-        def played_faster(batch: dict) -> dict:  # each clip s times faster: read at s x its rate, resampled back
+        def played_faster(batch: dict) -> dict:  # each clip s times faster, s ~ U(low, high)
             clips = [load_audio(cell, SAMPLE_RATE) for cell in batch["audio"]]
-            return {**batch, "audio": [resample(c, round(SAMPLE_RATE * rng.uniform(args.low, args.high)), SAMPLE_RATE) for c in clips]}
+            return {**batch, "audio": [speed_perturb(c, rng.uniform(args.low, args.high)) for c in clips]}
 
         class Trainer(CTCTrainer):
             def __init__(self, *a, **k):

@@ -215,10 +215,10 @@ def write_results(out: Path, rows: list[dict], meta: dict) -> Path:
     for r in rows:
         cells = " | ".join(f"{r.get(key, float('nan')):.3f}" for s in TEST_SPLITS for key in (f"{s}_wer", f"{s}_cer", f"{s}_lm_wer", f"{s}_lm_cer"))
         lines.append(f"| {r['labels']} | {r['init']} | {cells} |")
+    goal = meta["budget"]["target_ratio"]
     for split in meta["label_splits"]:
         pre = next(r for r in rows if r["labels"] == split and r["init"] == "pretrained")
         base = next(r for r in rows if r["labels"] == split and r["init"] == "random")
-        goal = meta["budget"]["target_ratio"]
         for decoding, suffix in (("greedy", "cer"), ("with LM", "lm_cer")):
             ratios = {s: pre.get(f"{s}_{suffix}", float("nan")) / max(base.get(f"{s}_{suffix}", float("nan")), 1e-9) for s in TEST_SPLITS}
             met = ratios["test_clean"] <= goal and ratios["test_other"] < 1

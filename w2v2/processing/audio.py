@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["AUDIO_SUFFIXES", "MONO_POLICIES", "NORM_EPS", "SAMPLE_RATE", "audio_seconds", "load_audio", "norm_stats", "normalize",
            "refuse_non_finite",
-           "list_audio_files", "read_clip", "resample", "stream_audio", "to_mono"]  # fmt: skip
+           "list_audio_files", "read_clip", "resample", "speed_perturb", "stream_audio", "to_mono"]  # fmt: skip
 
 SAMPLE_RATE = 16_000  # Hz
 NORM_EPS = 1e-7  # variance floor of transformers' Wav2Vec2FeatureExtractor (fairseq's layer_norm uses 1e-5)
@@ -149,6 +149,13 @@ def resample(audio: np.ndarray, orig_rate: int, target_rate: int = SAMPLE_RATE) 
     if audio.ndim == 2:  # soxr takes (samples, channels)
         return soxr.resample(audio.T, orig_rate, target_rate, quality="HQ").T.astype(np.float32, copy=False)
     return soxr.resample(audio, orig_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def speed_perturb(audio: np.ndarray, factor: float, sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``audio`` played ``factor`` times faster (Kaldi's speed perturbation): read as if recorded at
+    ``factor * sampling_rate`` and resampled back, so tempo, pitch and formants all move by ``factor``;
+    (samples,) -> (about samples / factor,), float32."""
+    return resample(audio.astype(np.float32, copy=False), round(sampling_rate * factor), sampling_rate)
 
 
 def to_mono(audio: np.ndarray, policy: str | None, name: str = "audio", *, channel_axis: int | None = None) -> np.ndarray:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..processing.audio import SAMPLE_RATE, audio_seconds, load_audio, norm_stats, read_clip, resample
+from ..processing.audio import SAMPLE_RATE, audio_seconds, load_audio, norm_stats, read_clip, speed_perturb
 
 __all__ = ["AudioBatch", "AudioBatches", "load_audio_dataset", "plan_batches"]
 
@@ -358,7 +358,7 @@ class AudioBatches:
                 self.too_short += 1
                 continue
             if speeds[slot] != 1.0:  # s x the samples played at s x the rate: `wanted` again, fewer from a shorter file
-                clip = resample(clip.astype(np.float32, copy=False), round(self.sampling_rate * speeds[slot]), self.sampling_rate)[:wanted]
+                clip = speed_perturb(clip, speeds[slot], self.sampling_rate)[:wanted]
             clips.append(clip)
             keys.append((epoch, b, slot))
         if not clips:
