@@ -1,5 +1,5 @@
 """Issue 19's levers that are not in the example, as pilots on the short variant
-(benchmarks/RESULTS.md, "Issue 19, second attempt" and "third attempt"): none of them helped.
+(benchmarks/RESULTS.md, "Issue 19, second attempt", "third attempt" and "fourth attempt"): none of them helped.
 
 Self-training (lever 4): a fine-tuned model labels the unlabeled split, the most confident
 fraction (mean log-probability of the greedy path) is kept, and a corpus folder is written
@@ -19,6 +19,12 @@ Speed-perturbed labeled clips (lever 3 on the fine-tuning side, third attempt): 
 clip is played s ~ U(low, high) times faster each time it is drawn; evaluation audio is untouched:
 
     .venv/bin/python benchmarks/issue19_pilots.py speed-finetune --low 0.9 --high 1.1 --seed 0 -- (w2v2-finetune flags)
+
+Greedy CER per voice of a split (fourth attempt): one row per voice of the ``speaker`` column
+(the espeak-ng variant after "+", or the engine's voice), errors and characters summed per voice:
+
+    .venv/bin/python benchmarks/issue19_pilots.py per-voice --model outputs/s38/pretrained_train_10min \
+        --split outputs/s38/corpus/test_clean
 
 The third attempt's figure: test CER of every pilot, one dot per fine-tuning seed, groups of run
 folders (each holding ``all_results.json``) given as ``LABEL=DIR,DIR,...``:
@@ -44,6 +50,7 @@ from transformers import TrainerCallback
 from w2v2 import W2V2ForCTC, W2V2Processor
 from w2v2.processing.audio import SAMPLE_RATE, load_audio, speed_perturb
 from w2v2.training import finetune
+from w2v2.training.collators import normalize_transcript
 from w2v2.training.ctc_trainer import CTCTrainer
 
 
@@ -84,6 +91,27 @@ def pseudo_label(model_dir: Path, corpus: Path, out: Path, keep: float, lm: str 
             if not (train / name).exists():
                 os.symlink((corpus / source / row["file_name"]).resolve(), train / name)
             writer.writerow([name, text, row["duration"]])
+
+
+@torch.no_grad()
+def per_voice(model_dir: Path, split: Path) -> dict[str, tuple[int, int]]:
+    """Greedy character errors and reference characters per voice of a corpus split, printed as CER."""
+    model, processor = W2V2ForCTC.from_pretrained(model_dir).eval(), W2V2Processor.from_pretrained(model_dir)
+    totals: dict[str, list[int]] = {}
+    for row in csv.DictReader(open(split / "metadata.csv", newline="")):
+        inputs = processor(audio=load_audio(str(split / row["file_name"]), SAMPLE_RATE), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        hypothesis = processor.tokenizer.decode(model(inputs.input_values).logits[0].argmax(-1))
+        reference = normalize_transcript(row["transcription"])
+        edits = jiwer.process_characters(reference, hypothesis)
+        voice = row["speaker"].rsplit("+", 1)[-1]  # espeak-ng "en-gb+aunty" -> "aunty"; "flite:rms" stays
+        counts = totals.setdefault(voice, [0, 0])
+        counts[0] += edits.substitutions + edits.deletions + edits.insertions
+        counts[1] += len(reference)
+    for voice, (errors, chars) in sorted(totals.items(), key=lambda item: -item[1][1]):
+        print(f"{voice:12s} CER {errors / chars:.3f}  ({chars} characters)")
+    errors, chars = (sum(c[i] for c in totals.values()) for i in (0, 1))
+    print(f"{'all':12s} CER {errors / chars:.3f}  ({chars} characters)")
+    return {voice: (errors, chars) for voice, (errors, chars) in totals.items()}
 
 
 class LinearProbeFirst(TrainerCallback):
@@ -137,6 +165,9 @@ def main() -> None:
     sp.add_argument("--high", type=float, default=1.1)
     sp.add_argument("--seed", type=int, default=0, help="seed of the speed factors")
     sp.add_argument("finetune_flags", nargs=argparse.REMAINDER)
+    pv = commands.add_parser("per-voice")
+    pv.add_argument("--model", type=Path, required=True)
+    pv.add_argument("--split", type=Path, required=True, help="a corpus split folder holding metadata.csv")
     pl = commands.add_parser("plot")
     pl.add_argument("--out", type=Path, required=True)
     pl.add_argument("--bar", type=float, default=None, help="a test_clean CER to draw as a dashed line (the bar)")
@@ -144,6 +175,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "pseudo-label":
         return pseudo_label(args.model, args.corpus, args.out, args.keep, args.lm)
+    if args.command == "per-voice":
+        return per_voice(args.model, args.split)
     if args.command == "plot":
         return plot_pilots(args.groups, args.out, args.bar)
     if args.command == "speed-finetune":

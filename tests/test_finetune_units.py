@@ -141,10 +141,11 @@ def _changed(before, after, prefix):
     return {n for n in before if n.startswith(prefix) and not torch.equal(before[n], after[n])}
 
 
-def _tiny_trainer(tmp_path, callbacks=(), **overrides) -> tuple[W2V2ForCTC, CTCTrainer]:
-    """A tiny CTC model (feature encoder frozen) and a CTCTrainer on random batches, lr 1e-2."""
+def _tiny_trainer(tmp_path, callbacks=(), freeze_feature_encoder=True, **overrides) -> tuple[W2V2ForCTC, CTCTrainer]:
+    """A tiny CTC model (feature encoder frozen unless told) and a CTCTrainer on random batches, lr 1e-2."""
     model = W2V2ForCTC(W2V2Config.tiny(vocab_size=8, mask_time_prob=0.0))
-    model.freeze_feature_encoder()
+    if freeze_feature_encoder:
+        model.freeze_feature_encoder()
     args = CTCTrainingArguments(**{
         "output_dir": str(tmp_path), "learning_rate": 1e-2, "per_device_train_batch_size": 2, "eval_strategy": "no",
         "save_strategy": "no", "load_best_model_at_end": False, "train_sampling_strategy": "random", "report_to": "none",
@@ -188,6 +189,32 @@ def test_encoder_lr_scale_gives_the_pretrained_layers_a_smaller_learning_rate(tm
     assert sorted(grouped) == sorted(id(p) for p in model.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="encoder_lr_scale=0"):
         CTCTrainingArguments(output_dir=str(tmp_path), encoder_lr_scale=0.0)
+
+
+def test_feature_encoder_lr_scale_gives_f_its_own_learning_rate(tmp_path):
+    model, trainer = _tiny_trainer(tmp_path, freeze_feature_encoder=False, max_steps=4, encoder_lr_scale=0.5,
+                                   feature_encoder_lr_scale=0.1, freeze_finetune_updates=0)  # fmt: skip
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("wav2vec2.feature_extractor.")}
+    trainer.train()
+    names = {id(p): n for n, p in model.named_parameters()}
+
+    def part(name: str) -> str:
+        return "head" if name.startswith("lm_head") else "f" if name.startswith("wav2vec2.feature_extractor.") else "rest"
+
+    peak = {}
+    for group in trainer.optimizer.param_groups:
+        parts = {part(names[id(p)]) for p in group["params"]}
+        assert len(parts) == 1  # no group mixes the head, f and the rest
+        peak.setdefault(parts.pop(), set()).add(round(group["initial_lr"], 12))
+    assert peak == {"head": {1e-2}, "rest": {5e-3}, "f": {1e-3}}
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in before)  # f trained
+    # unset, f follows encoder_lr_scale; with everything at 1, Trainer's own groups stay as they are
+    _, trainer = _tiny_trainer(tmp_path, freeze_feature_encoder=False, max_steps=1, encoder_lr_scale=0.5, freeze_finetune_updates=0)
+    trainer.create_optimizer()
+    f_ids = {id(p) for n, p in trainer.model.named_parameters() if n.startswith("wav2vec2.feature_extractor.")}
+    assert {g["lr"] for g in trainer.optimizer.param_groups if {id(p) for p in g["params"]} & f_ids} == {5e-3}
+    with pytest.raises(ValueError, match="feature_encoder_lr_scale=0"):
+        CTCTrainingArguments(output_dir=str(tmp_path), feature_encoder_lr_scale=0.0)
 
 
 def test_freeze_callback_rejects_negative_updates():

@@ -484,6 +484,7 @@ CASES = [
          ("text_column='text' is not a column of split 'train'", "pass --text_column")),
     Case("ok: the collator without raw columns", lambda ctx: refused(lambda: DataCollatorCTCWithPadding(ctx.processor)([{"input_values": [0.0]}])), ("column 'audio' is missing", "remove_unused_columns=False")),
     Case("ok: encoder_lr_scale of 0", lambda ctx: refused(lambda: CTCTrainingArguments(output_dir=str(ctx.root), encoder_lr_scale=0)), ("encoder_lr_scale=0 must be positive", "freeze_finetune_updates")),
+    Case("ok: feature_encoder_lr_scale of 0", lambda ctx: refused(lambda: CTCTrainingArguments(output_dir=str(ctx.root), feature_encoder_lr_scale=0)), ("feature_encoder_lr_scale=0 must be positive", "--freeze_feature_encoder true")),
     Case("ok: a negative freeze_finetune_updates", lambda ctx: refused(lambda: FreezeEncoderCallback(-1)), ("freeze_updates must be >= 0, got -1", "use 0")),
     Case("ok: tri-stage phases that do not add up", lambda ctx: refused(lambda: get_tri_stage_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 100, phase_ratios=(0.5, 0.2, 0.2))),
          ("phase_ratios must be three non-negative numbers summing to 1", "got [0.5, 0.2, 0.2]", "0.1 0.4 0.5")),

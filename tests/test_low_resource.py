@@ -50,4 +50,7 @@ def test_smoke_variant_runs_every_step_and_reports(tmp_path):
     assert pre["hidden_size"] == base["hidden_size"] and pre["conv_dim"] == base["conv_dim"]
     assert runs["pretrained_train_10min"]["updates"] == runs["scratch_train_10min"]["updates"] > 0
     for name in runs:  # the example's schedule, which holds the peak lr for 70% of the updates, for both inits
-        assert "| lr_schedule | tri-stage 0.1/0.7/0.2 |" in (out / name / "README.md").read_text()
+        card = (out / name / "README.md").read_text()
+        assert "| lr_schedule | tri-stage 0.1/0.7/0.2 |" in card
+        assert "| freeze_feature_encoder | False |" in card  # smoke, as short: both inits train f (after the head-only phase)
+    assert "| feature_encoder_lr_scale | 0.1 |" in (out / "pretrained_train_10min" / "README.md").read_text()  # f at 0.1 x lr

@@ -2,8 +2,9 @@
 
 - :class:`CTCTrainingArguments` is ``TrainingArguments`` with fairseq's base_10m defaults
   (Adam (0.9, 0.98), eps 1e-8, lr 5e-5, 13k updates, tri-stage schedule, validation by WER)
-  and three more fields: the tri-stage phases and scales and ``freeze_finetune_updates``.
-- :class:`CTCTrainer` builds the tri-stage schedule and the encoder-freeze callback from them.
+  and more fields: the tri-stage phases and scales, ``freeze_finetune_updates`` and the learning-rate
+  fractions of the encoder (``encoder_lr_scale``) and of f: X -> Z (``feature_encoder_lr_scale``).
+- :class:`CTCTrainer` builds the tri-stage schedule, the encoder-freeze callback and the lr groups from them.
 - :func:`make_compute_metrics` scores greedy CTC transcriptions with the offline WER/CER metric
   (and PER for a symbol tokenizer).
 
@@ -50,6 +51,8 @@ __all__ = ["CTCTrainingArguments", "CTCTrainer", "EpochSeededLengthGroupedSample
 # fairseq base_10m: max_update 13000 of which freeze_finetune_updates 10000
 RECIPE_MAX_STEPS = 13_000
 RECIPE_FREEZE_FRACTION = 10_000 / 13_000
+# f: X -> Z's parameters in W2V2ForCTC, as in transformers' Wav2Vec2ForCTC
+FEATURE_ENCODER_PREFIX = "wav2vec2.feature_extractor."
 RUN_STATE = "w2v2_run_state.json"  # in every checkpoint folder, next to trainer_state.json
 _COUNTS = "_w2v2_counts"  # batch key from _CountingCollator to training_step, never given to the model
 # count in the training log -> the collator's list it counts (DataCollatorCTCWithPadding)
@@ -104,6 +107,11 @@ class CTCTrainingArguments(TrainingArguments):
         metadata={"help": "Learning rate of every parameter outside the CTC head (lm_head), as a fraction of "
                           "learning_rate: below 1 the pretrained layers move more slowly than the new head."},
     )
+    feature_encoder_lr_scale: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the feature encoder f: X -> Z (wav2vec2.feature_extractor), as a fraction "
+                          "of learning_rate, when f trains (--freeze_feature_encoder false). Default: encoder_lr_scale."},
+    )
     freeze_finetune_updates: int | None = field(
         default=None,
         metadata={"help": "Updates that train only the CTC head. Default: 10/13 of max_steps when fine-tuning a "
@@ -116,6 +124,9 @@ class CTCTrainingArguments(TrainingArguments):
         if self.encoder_lr_scale <= 0:
             raise ValueError(f"encoder_lr_scale={self.encoder_lr_scale} must be positive; use freeze_finetune_updates "
                              "to hold the encoder still.")  # fmt: skip
+        if self.feature_encoder_lr_scale is not None and self.feature_encoder_lr_scale <= 0:
+            raise ValueError(f"feature_encoder_lr_scale={self.feature_encoder_lr_scale} must be positive; use "
+                             "--freeze_feature_encoder true to hold f still.")  # fmt: skip
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
@@ -199,7 +210,8 @@ class CTCTrainer(Trainer):
 
     - ``tri_stage_schedule``: the scheduler is :func:`get_tri_stage_schedule` over the run.
     - ``freeze_finetune_updates`` > 0: adds :class:`FreezeEncoderCallback`.
-    - ``encoder_lr_scale`` != 1: parameters outside ``lm_head`` get ``encoder_lr_scale * learning_rate``.
+    - ``encoder_lr_scale`` != 1: parameters outside ``lm_head`` get ``encoder_lr_scale * learning_rate``;
+      ``feature_encoder_lr_scale`` set: those of f (``FEATURE_ENCODER_PREFIX``) get that fraction instead.
     - exact resume (module docstring): ``train_loss`` is the mean over every update of the run,
       resumes included.
     - each training log has ``files_skipped`` and ``labels_too_long`` (module docstring) for the
@@ -278,19 +290,26 @@ class CTCTrainer(Trainer):
             rotate_checkpoints(str(folder.parent), limit, self.state.best_model_checkpoint, use_mtime=True)
 
     def create_optimizer(self, model=None):
-        scale = getattr(self.args, "encoder_lr_scale", 1.0)
-        if self.optimizer is not None or scale == 1.0:
+        rest = getattr(self.args, "encoder_lr_scale", 1.0)
+        feature = getattr(self.args, "feature_encoder_lr_scale", None)
+        scales = {"head": 1.0, "feature_encoder": rest if feature is None else feature, "rest": rest}
+        if self.optimizer is not None or set(scales.values()) == {1.0}:
             return super().create_optimizer(model)
         optimizer = super().create_optimizer(model)
-        # Split each of Trainer's groups (weight decay or not) into the head and the rest; the
+        # Split each of Trainer's groups (weight decay or not) into the head, f and the rest; the
         # scheduler, built next, scales every group's own lr.
         names = {id(p): n for n, p in (self.model if model is None else model).named_parameters()}
+
+        def part(p: torch.nn.Parameter) -> str:
+            name = names.get(id(p), "")
+            return "head" if name.startswith("lm_head") else "feature_encoder" if name.startswith(FEATURE_ENCODER_PREFIX) else "rest"
+
         groups = []
         for group in optimizer.param_groups:
-            for is_head in (True, False):
-                params = [p for p in group["params"] if names.get(id(p), "").startswith("lm_head") == is_head]
+            for which, scale in scales.items():
+                params = [p for p in group["params"] if part(p) == which]
                 if params:
-                    groups.append({**group, "params": params, "lr": group["lr"] * (1.0 if is_head else scale)})
+                    groups.append({**group, "params": params, "lr": group["lr"] * scale})
         optimizer.param_groups.clear()
         for group in groups:
             optimizer.add_param_group(group)

@@ -75,7 +75,8 @@ class ModelArguments:
     case_folding: str | None = field(default=None, metadata={
         "help": "'upper' or 'lower' before building the vocabulary, or before encoding with --processor_name_or_path's."})
     freeze_feature_encoder: bool = field(default=True, metadata={
-        "help": "Keep f: X -> Z frozen for the whole run (requires_grad off, as fairseq's feature_grad_mult 0)."})
+        "help": "Keep f: X -> Z frozen for the whole run (requires_grad off, as fairseq's feature_grad_mult 0); false: f trains "
+                "with the rest of the encoder, after the head-only updates."})
     mask_time_prob: float = field(default=0.65, metadata={
         "help": "SpecAugment time masks: p*M, the share of frames covered before overlap (paper: p=0.065 starts x M=10)."})
     mask_time_length: int = field(default=10, metadata={"help": "SpecAugment time-span length, frames."})
@@ -475,6 +476,9 @@ def _write_card(output_dir: Path, model_args, data_args, training_args, metrics:
             "lr_schedule": "tri-stage " + "/".join(map(str, training_args.tri_stage_phase_ratios))
             if training_args.tri_stage_schedule else training_args.lr_scheduler_type,
             "freeze_finetune_updates": training_args.freeze_finetune_updates,
+            "freeze_feature_encoder": model_args.freeze_feature_encoder,
+            **({"feature_encoder_lr_scale": training_args.feature_encoder_lr_scale}
+               if not model_args.freeze_feature_encoder and training_args.feature_encoder_lr_scale is not None else {}),
             "mask_time_prob": model_args.mask_time_prob,
             "mask_feature_prob": model_args.mask_feature_prob,
         },
