@@ -23,8 +23,8 @@ clip is played s ~ U(low, high) times faster each time it is drawn; evaluation a
 Greedy CER per voice of a split (fourth attempt): one row per voice of the ``speaker`` column
 (the espeak-ng variant after "+", or the engine's voice), errors and characters summed per voice:
 
-    .venv/bin/python benchmarks/issue19_pilots.py per-voice --model outputs/s38/pretrained_train_10min \
-        --split outputs/s38/corpus/test_clean
+    .venv/bin/python benchmarks/issue19_pilots.py per-voice --model outputs/s39/pretrained_train_10min \
+        --split outputs/s39/corpus/test_clean
 
 The third attempt's figure: test CER of every pilot, one dot per fine-tuning seed, groups of run
 folders (each holding ``all_results.json``) given as ``LABEL=DIR,DIR,...``:

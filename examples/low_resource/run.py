@@ -123,9 +123,11 @@ def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: 
     phonemes = labels == "phonemes"
     name = f"{'pretrained' if start else 'scratch'}_{split}" + ("_phonemes" if phonemes else "")
     metric = "per" if phonemes else "cer"
-    # The baseline always trains its feature encoder f: X -> Z: a frozen random f would handicap it.
+    # The baseline always trains its feature encoder f: X -> Z (a frozen random f would handicap it), at
+    # the full lr; a pretrained f trains only where the variant says, at its own share of the lr.
+    pretrained_f_trains = start is not None and variant.finetune_feature_encoder
     model_args = ModelArguments(model_name_or_path=start, from_scratch=start is None, config_name=str(config),
-                                freeze_feature_encoder=start is not None and not variant.finetune_feature_encoder, symbols=phonemes,
+                                freeze_feature_encoder=start is not None and not pretrained_f_trains, symbols=phonemes,
                                 **variant.finetune_model)  # fmt: skip
     data_args = DataArguments(dataset_name_or_path=str(corpus), train_split=split, eval_split="validation", test_splits=list(TEST_SPLITS),
                               text_column=labels)  # fmt: skip
@@ -134,7 +136,7 @@ def finetune(out: Path, corpus: Path, split: str, *, start: str | None, config: 
         max_steps=variant.finetune_steps,
         learning_rate=variant.finetune_learning_rate,
         tri_stage_phase_ratios=list(variant.finetune_phase_ratios),
-        feature_encoder_lr_scale=variant.feature_encoder_lr_scale if start and variant.finetune_feature_encoder else None,
+        feature_encoder_lr_scale=variant.feature_encoder_lr_scale if pretrained_f_trains else None,
         freeze_finetune_updates=round(variant.freeze_fraction * variant.finetune_steps) if start else 0,
         eval_steps=variant.eval_steps,
         save_steps=variant.eval_steps,
