@@ -80,8 +80,9 @@ class Variant:
     # variant's f (4 convolutions, 32-128 channels, 2,000 pretraining updates) gains from adapting: at 0.1
     # x lr, over 3 fine-tuning seeds on each of 2 pretrainings, test_clean CER -0.015 / -0.028, test_other
     # +0.025 / +0.009; at the full lr it once threw the pretrained model onto the all-blank plateau
-    # (RESULTS.md, "Issue 19, fourth attempt"). Not measured on the full variant, where a 10-hour-label
-    # topline with f trained at the full lr stayed on that plateau ("A supervised topline").
+    # (RESULTS.md, "Issue 19, fourth attempt"). On the full variant (13,500 pretraining updates, 1,000
+    # fine-tuning updates) f at 0.1 x lr did not help test_clean (-0.001 / +0.019 over 2 seeds) and hurt
+    # test_other (+0.047 / +0.089), so f stays frozen there ("Full variant, the latest runs").
     finetune_feature_encoder: bool = False
     feature_encoder_lr_scale: float = 0.1
     # SpecAugment and regularisation of every fine-tuning run (ModelArguments fields).
