@@ -95,7 +95,7 @@ class Variant:
 FINETUNE_MODEL = dict(mask_time_prob=0.3, mask_time_length=5, mask_feature_prob=0.0, layerdrop=0.0, activation_dropout=0.0)
 # The full variant's 1,000 updates take fairseq's p 0.65 (spans of 5): over fine-tuning seeds 0 / 1, the
 # pretrained model's test_clean CER -0.026 / -0.016 and test_other -0.030 / +0.001 against p 0.3; the
-# baseline leaves the all-blank plateau later, and ends higher (RESULTS.md, "Full variant, the latest run").
+# baseline leaves the all-blank plateau later, and ends higher (RESULTS.md, "Full variant, the latest runs").
 FULL_FINETUNE_MODEL = {**FINETUNE_MODEL, "mask_time_prob": 0.65}
 
 
