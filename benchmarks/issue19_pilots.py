@@ -54,6 +54,12 @@ from w2v2.training.collators import normalize_transcript
 from w2v2.training.ctc_trainer import CTCTrainer
 
 
+def _metadata(split: Path) -> list[dict[str, str]]:
+    """The rows of a corpus split's metadata.csv."""
+    with open(split / "metadata.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 @torch.no_grad()
 def pseudo_label(model_dir: Path, corpus: Path, out: Path, keep: float, lm: str | None, split: str = "pretrain") -> None:
     model, processor = W2V2ForCTC.from_pretrained(model_dir).eval(), W2V2Processor.from_pretrained(model_dir)
@@ -62,7 +68,7 @@ def pseudo_label(model_dir: Path, corpus: Path, out: Path, keep: float, lm: str 
         from w2v2.processing.lm_decoder import NgramCTCDecoder
 
         decoder = NgramCTCDecoder(processor.tokenizer, lm, beam_width=32, alpha=0.6, beta=2.0)
-    rows = list(csv.DictReader(open(corpus / split / "metadata.csv", newline="")))
+    rows = _metadata(corpus / split)
     scored = []  # (confidence, row, hypothesis)
     for row in rows:
         inputs = processor(audio=load_audio(str(corpus / split / row["file_name"]), SAMPLE_RATE), sampling_rate=SAMPLE_RATE, return_tensors="pt")
@@ -82,7 +88,7 @@ def pseudo_label(model_dir: Path, corpus: Path, out: Path, keep: float, lm: str 
             os.symlink((corpus / other).resolve(), out / other)
     train = out / "train_st"
     train.mkdir(exist_ok=True)
-    labeled = [(row, row["transcription"], "train_10min") for row in csv.DictReader(open(corpus / "train_10min" / "metadata.csv", newline=""))]
+    labeled = [(row, row["transcription"], "train_10min") for row in _metadata(corpus / "train_10min")]
     with open(train / "metadata.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file_name", "transcription", "duration"])
@@ -98,7 +104,7 @@ def per_voice(model_dir: Path, split: Path) -> dict[str, tuple[int, int]]:
     """Greedy character errors and reference characters per voice of a corpus split, printed as CER."""
     model, processor = W2V2ForCTC.from_pretrained(model_dir).eval(), W2V2Processor.from_pretrained(model_dir)
     totals: dict[str, list[int]] = {}
-    for row in csv.DictReader(open(split / "metadata.csv", newline="")):
+    for row in _metadata(split):
         inputs = processor(audio=load_audio(str(split / row["file_name"]), SAMPLE_RATE), sampling_rate=SAMPLE_RATE, return_tensors="pt")
         hypothesis = processor.tokenizer.decode(model(inputs.input_values).logits[0].argmax(-1))
         reference = normalize_transcript(row["transcription"])

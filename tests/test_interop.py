@@ -171,6 +171,13 @@ def test_w2v2_format_stays_behind_a_flag_and_test_splits_are_found(tmp_path):
     assert test_splits_of(DataArguments(dataset_name_or_path=str(data), test_splits=["train"])) == ["train"]
     with pytest.raises(ValueError, match="save_format='onnx'"):
         main([*args, "--output_dir", str(tmp_path / "out3"), "--save_format", "onnx"])
+    # A squeezed model (SEW) has no transformers counterpart: refused before training, kept in w2v2's format.
+    squeezed = [*args, "--config_overrides", '{"squeeze_factor": 2}']
+    with pytest.raises(ValueError, match=r"squeeze_factor=2: .*pass --save_format w2v2"):
+        main([*squeezed, "--output_dir", str(tmp_path / "out4")])
+    assert not (tmp_path / "out4" / "model.safetensors").exists()
+    main([*squeezed, "--output_dir", str(tmp_path / "out5"), "--save_format", "w2v2"])
+    assert W2V2ForCTC.from_pretrained(tmp_path / "out5").config.squeeze_factor == 2
 
 
 # -- pretraining runs and checkpoints -----------------------------------------------------

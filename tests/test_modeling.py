@@ -196,6 +196,7 @@ def test_gumbel_temperature_schedule():
         ("hidden_act", "swishh"),
         ("feat_extract_activation", "rleu"),
         ("num_codevectors_per_group", 0),
+        ("squeeze_factor", 0),
     ],
 )
 def test_bad_configuration_values_are_refused_by_name(field, value):
@@ -353,3 +354,59 @@ def test_pretraining_eval_without_mask_is_unmasked_and_matches_transformers():
     torch.testing.assert_close(first.projected_states, theirs.projected_states, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(first.projected_quantized_states, theirs.projected_quantized_states, rtol=1e-4, atol=1e-5)
     assert scored.loss is not None and scored.mask_time_indices.float().mean() > 0.2
+
+
+def test_squeeze_pools_by_real_frames_and_restores_the_frame_rate():
+    from w2v2.modeling.components import Squeeze
+
+    squeeze = Squeeze(hidden_size=2, factor=2)
+    x = torch.tensor([[[1.0, 1.0], [3.0, 5.0], [7.0, 7.0]]])  # (B=1, T=3, D=2)
+    pooled, mask = squeeze.pool(x, torch.tensor([[True, True, True]]))
+    torch.testing.assert_close(pooled, torch.tensor([[[2.0, 3.0], [7.0, 7.0]]]))  # the odd last frame alone
+    assert mask.tolist() == [[True, True]]
+    pooled, mask = squeeze.pool(x, torch.tensor([[True, False, False]]))
+    torch.testing.assert_close(pooled[0, 0], x[0, 0])  # padding is not averaged in
+    assert mask.tolist() == [[True, False]]
+    assert squeeze.unpool(pooled, 3).shape == (1, 3, 2)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_squeezed_model_keeps_the_frame_rate_and_ignores_padding(factor):
+    # Layer-norm encoders give every utterance of a padded batch what it gives alone.
+    torch.manual_seed(0)
+    config = W2V2Config.tiny(squeeze_factor=factor, feat_extract_norm="layer", do_stable_layer_norm=True)
+    model = W2V2Model(config).eval()
+    x = _batch(samples=8000)
+    attention_mask = torch.ones(2, 8000, dtype=torch.long)
+    attention_mask[1, 5000:] = 0
+    with torch.no_grad():
+        batch = model(x, attention_mask=attention_mask, output_hidden_states=True)
+        alone = model(x[1:, :5000]).last_hidden_state
+    frames = int(model._get_feat_extract_output_lengths(8000))
+    assert batch.last_hidden_state.shape[1] == frames
+    assert batch.hidden_states[-1].shape[1] == -(-frames // factor)  # the Transformer's own rate
+    torch.testing.assert_close(batch.last_hidden_state[1, : alone.shape[1]], alone[0], atol=1e-5, rtol=1e-5)
+    unsqueezed = W2V2Model(W2V2Config.tiny(feat_extract_norm="layer", do_stable_layer_norm=True))
+    assert set(model.state_dict()) - set(unsqueezed.state_dict()) == {"squeeze.upsample.weight", "squeeze.upsample.bias"}
+
+
+def test_squeezed_pretraining_learns_and_saves_but_does_not_convert_to_transformers(tmp_path):
+    torch.manual_seed(0)
+    model = W2V2ForPreTraining(W2V2Config.tiny(squeeze_factor=2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = _batch()
+    mask, negatives = model.sample_masks(x, generator=torch.Generator().manual_seed(0))
+    losses = []
+    for _ in range(15):
+        loss = model(x, mask_time_indices=mask, sampled_negative_indices=negatives).loss
+        losses.append(loss.item())
+        loss.backward()
+        assert model.wav2vec2.squeeze.upsample.weight.grad.abs().sum() > 0
+        optimizer.step()
+        optimizer.zero_grad()
+    assert losses[-1] < losses[0]
+    model.save_pretrained(tmp_path)
+    ctc = AutoModelForCTC.from_pretrained(tmp_path, vocab_size=8)
+    torch.testing.assert_close(ctc.wav2vec2.squeeze.upsample.weight, model.wav2vec2.squeeze.upsample.weight)
+    with pytest.raises(ValueError, match=r"squeeze_factor=2: .*save_format 'w2v2'"):
+        to_transformers(ctc)

@@ -161,6 +161,11 @@ class W2V2Config(Wav2Vec2Config):
     kmeans_commitment_weight (`float`, defaults to 0.25), kmeans_loss_weight (`float`, defaults to 1.0):
         gamma of vq-wav2vec's commitment term, and the weight of its codebook + commitment loss
         in the pretraining loss (the paper adds it with weight 1). Read only with ``quantizer="kmeans"``.
+    squeeze_factor (`int`, defaults to 1):
+        s of SEW's squeeze (arXiv 2109.06870): the Transformer runs on the mean of every s frames
+        of f's output and a linear layer expands its output back to the full frame rate
+        (``w2v2.modeling.components.Squeeze``). 1 is wav2vec 2.0 as published; transformers'
+        Wav2Vec2 classes have no squeeze, so a model with s > 1 does not convert to them.
     tokenizer_class (`str`, defaults to ``"W2V2CTCTokenizer"``):
         The tokenizer ``AutoTokenizer.from_pretrained(folder, config=config)`` builds when the
         folder has no tokenizer_config.json (transformers' CTC example takes this path when the
@@ -185,6 +190,7 @@ class W2V2Config(Wav2Vec2Config):
     quantizer: str = "gumbel"
     kmeans_commitment_weight: float | int = 0.25
     kmeans_loss_weight: float | int = 1.0
+    squeeze_factor: int = 1
 
     def __post_init__(self, **kwargs):
         if self.gumbel_temperature is None:
@@ -238,7 +244,7 @@ class W2V2Config(Wav2Vec2Config):
         for field in ("hidden_act", "feat_extract_activation"):
             if isinstance(getattr(self, field), str) and getattr(self, field) not in ACT2FN:
                 refuse(field, "is not a known activation", f"use one of {', '.join(sorted(ACT2FN)[:8])}, ... (transformers' ACT2FN)")
-        for field in ("num_codevector_groups", "num_codevectors_per_group", "num_hidden_layers", "num_attention_heads"):
+        for field in ("num_codevector_groups", "num_codevectors_per_group", "num_hidden_layers", "num_attention_heads", "squeeze_factor"):
             if getattr(self, field) < 1:
                 refuse(field, "must be at least 1", "use a positive integer")
 

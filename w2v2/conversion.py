@@ -94,6 +94,9 @@ def to_transformers(model: PreTrainedModel) -> PreTrainedModel:
     if name not in MODEL_CLASSES:
         raise TypeError(f"to_transformers() takes a W2V2Model, W2V2ForPreTraining or W2V2ForCTC, not {name}.")
     pretraining = name == "W2V2ForPreTraining"
+    if model.config.squeeze_factor != 1:
+        raise ValueError(f"W2V2Config.squeeze_factor={model.config.squeeze_factor}: transformers' Wav2Vec2 classes have no "
+                         "squeeze; keep this model in w2v2's format (save_format 'w2v2').")
     if pretraining and model.config.quantizer != "gumbel":
         raise ValueError(f"W2V2Config.quantizer={model.config.quantizer!r}: transformers' Wav2Vec2ForPreTraining has only the "
                          "Gumbel quantizer; convert the W2V2Model (model.wav2vec2) or a fine-tuned W2V2ForCTC instead.")

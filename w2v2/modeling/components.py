@@ -2,7 +2,8 @@
 
     f: X -> Z   FeatureEncoder (temporal convolutions over the raw waveform)
     g: Z -> C   FeatureProjection + Encoder (Transformer with a convolutional relative
-                positional embedding)
+                positional embedding); optionally inside a Squeeze (SEW: the Transformer at
+                1/s of the frame rate)
     Z -> Q      GumbelVectorQuantizer (G codebooks of V entries, product quantization)
 
 Module and parameter names follow transformers' ``Wav2Vec2*`` classes so that state dicts
@@ -25,6 +26,7 @@ __all__ = [
     "FeedForward",
     "EncoderLayer",
     "Encoder",
+    "Squeeze",
     "GumbelVectorQuantizer",
     "KmeansVectorQuantizer",
     "perplexity",
@@ -422,6 +424,39 @@ class Encoder(nn.Module):
         if self.layer_norm_first:
             x = self.layer_norm(x)
         return x, (tuple(hidden_states) if output_hidden_states else None), (tuple(attentions) if output_attentions else None)
+
+
+class Squeeze(nn.Module):
+    """SEW's squeeze (Wu et al., arXiv 2109.06870): the Transformer runs at 1/s of f's frame rate.
+
+    ``pool`` averages each s consecutive frames (padded frames left out of the mean) before g;
+    ``unpool`` maps every frame of C back to s frames with one linear layer D -> s * D, so that
+    the objective and the CTC head read T frames as without it. SEW also strides its positional
+    convolution by s over the full-rate input; here the unchanged Encoder runs on the pooled
+    frames, its positional convolution included, which covers s times the span in time.
+    """
+
+    def __init__(self, hidden_size: int, factor: int):
+        super().__init__()
+        self.factor = factor
+        self.upsample = nn.Linear(hidden_size, factor * hidden_size)
+
+    def pool(self, x: torch.Tensor, frame_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, T, D), frame_mask: (B, T) bool (True on real frames) or None ->
+        (pooled (B, ceil(T / s), D), its frame mask or None)."""
+        B, T, D = x.shape
+        s = self.factor
+        extra = -T % s  # frames added at the end so that T divides into groups of s
+        real = torch.ones(B, T, dtype=x.dtype, device=x.device) if frame_mask is None else frame_mask.to(x.dtype)
+        x = F.pad(x * real[..., None], (0, 0, 0, extra)).view(B, -1, s, D)
+        real = F.pad(real, (0, extra)).view(B, -1, s)
+        pooled = x.sum(2) / real.sum(2).clamp(min=1)[..., None]  # mean over the real frames of each group
+        return pooled, None if frame_mask is None else real.sum(2) > 0
+
+    def unpool(self, c: torch.Tensor, frames: int) -> torch.Tensor:
+        """c: (B, T', D) -> (B, frames, D): each pooled frame becomes s frames, the tail cut to ``frames``."""
+        B, pooled, D = c.shape
+        return self.upsample(c).view(B, pooled * self.factor, D)[:, :frames]
 
 
 # ----------------------------------------------------------------------------- Z -> Q

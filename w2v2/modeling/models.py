@@ -16,7 +16,7 @@ from transformers.utils import ModelOutput
 from ..configuration import W2V2Config
 from ..conversion import OURS_OF, config_values_from_transformers, load_transformers_weights
 from .components import (Encoder, FeatureEncoder, FeatureProjection, GumbelVectorQuantizer, KmeansVectorQuantizer,
-                         PositionalConvEmbedding, grad_multiply)
+                         PositionalConvEmbedding, Squeeze, grad_multiply)
 from .losses import contrastive_logits, contrastive_loss, ctc_frames_needed, diversity_loss, pretraining_loss
 from .masking import compute_span_mask, sample_negatives
 
@@ -220,6 +220,8 @@ class W2V2Model(W2V2PreTrainedModel):
             pos_conv_groups=config.num_conv_pos_embedding_groups,
             pos_conv_activation=config.feat_extract_activation,
         )
+        # SEW's squeeze around g (none by default, as in the paper and transformers)
+        self.squeeze = Squeeze(config.hidden_size, config.squeeze_factor) if config.squeeze_factor > 1 else None
         self.post_init()
         if config.feature_grad_mult == 0:
             # No gradient reaches f at all: mark it frozen so that DDP does not wait for it.
@@ -273,8 +275,11 @@ class W2V2Model(W2V2PreTrainedModel):
             mask_time_indices = mask_time_indices.bool()
         hidden = self._mask_hidden_states(hidden, mask_time_indices, frame_mask)
 
-        # g: Z -> C
-        c, hidden_states, attentions = self.encoder(hidden, frame_mask, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        # g: Z -> C; with the squeeze, the Transformer's hidden states and attentions have ceil(T / s) frames
+        encoder_input, encoder_mask = (hidden, frame_mask) if self.squeeze is None else self.squeeze.pool(hidden, frame_mask)
+        c, hidden_states, attentions = self.encoder(encoder_input, encoder_mask, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        if self.squeeze is not None:
+            c = self.squeeze.unpool(c, hidden.shape[1])  # (B, T, D)
         output = W2V2BaseModelOutput(last_hidden_state=c, extract_features=z_norm, hidden_states=hidden_states, attentions=attentions, feature_penalty=feature_penalty)
         return self._outputs(output, return_dict)
 

@@ -318,6 +318,9 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
 
     # 2. model
     model, processor = build_model(model_args, processor)
+    if model_args.save_format == "transformers" and model.config.squeeze_factor != 1:  # refused now, not after training
+        raise ValueError(f"squeeze_factor={model.config.squeeze_factor}: transformers' Wav2Vec2 has no squeeze, so the model "
+                         "cannot be saved in its format; pass --save_format w2v2.")  # fmt: skip
     processor.save_pretrained(output_dir)
     lm_decoder = None
     if model_args.lm:  # built now, so that a bad --lm fails before training
