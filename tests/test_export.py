@@ -33,13 +33,14 @@ def fp32_export(tiny_ctc, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def layer_norm_export(tmp_path_factory):
-    """A random layer-norm model (it takes an attention_mask), exported with the CLI in a fresh process."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["plain", "squeezed"])
+def layer_norm_export(tmp_path_factory, request):
+    """A random layer-norm model (it takes an attention_mask), exported with the CLI in a fresh process;
+    once as wav2vec 2.0 and once with SEW's squeeze (``squeeze_factor`` 2), which only w2v2 has."""
     root = tmp_path_factory.mktemp("layer_norm")
     torch.manual_seed(0)
     tokenizer = W2V2CTCTokenizer.from_texts(["HELLO WORLD"])
-    model = W2V2ForCTC(W2V2Config.tiny(vocab_size=len(tokenizer), feat_extract_norm="layer"))
+    model = W2V2ForCTC(W2V2Config.tiny(vocab_size=len(tokenizer), feat_extract_norm="layer", squeeze_factor=request.param))
     model.save_pretrained(root / "model")
     W2V2Processor(W2V2FeatureExtractor(return_attention_mask=True), tokenizer).save_pretrained(root / "model")
     result = subprocess.run([Path(sys.executable).parent / "w2v2-export", "--format", "onnx", str(root / "model"), str(root / "onnx")],
