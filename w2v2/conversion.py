@@ -26,7 +26,7 @@ import transformers
 from transformers import PreTrainedModel, Wav2Vec2Config
 
 __all__ = ["CLASS_TWINS", "OURS_OF", "config_to_transformers", "config_values_from_transformers", "load_transformers_weights",
-           "processor_file_to_transformers", "to_transformers"]  # fmt: skip
+           "processor_file_to_transformers", "to_transformers", "without_transformers_twin"]  # fmt: skip
 
 # w2v2 class -> its transformers twin: the names a config, processor or tokenizer file mentions
 # are swapped with these when a folder moves between the two formats (both directions).
@@ -84,6 +84,13 @@ def config_to_transformers(config, *, pretraining: bool = False, w2v2_fields: bo
     return Wav2Vec2Config(**values)
 
 
+def without_transformers_twin(config) -> str | None:
+    """Why transformers' Wav2Vec2 classes cannot hold a model of ``config`` (a ``W2V2Config``), or None."""
+    if config.squeeze_factor != 1:
+        return f"squeeze_factor={config.squeeze_factor}: transformers' Wav2Vec2 classes have no squeeze"
+    return None
+
+
 # ---------------------------------------------------------------------------------- weights
 def to_transformers(model: PreTrainedModel) -> PreTrainedModel:
     """Return the transformers ``Wav2Vec2Model``/``Wav2Vec2ForPreTraining``/``Wav2Vec2ForCTC``
@@ -94,9 +101,8 @@ def to_transformers(model: PreTrainedModel) -> PreTrainedModel:
     if name not in MODEL_CLASSES:
         raise TypeError(f"to_transformers() takes a W2V2Model, W2V2ForPreTraining or W2V2ForCTC, not {name}.")
     pretraining = name == "W2V2ForPreTraining"
-    if model.config.squeeze_factor != 1:
-        raise ValueError(f"W2V2Config.squeeze_factor={model.config.squeeze_factor}: transformers' Wav2Vec2 classes have no "
-                         "squeeze; keep this model in w2v2's format (save_format 'w2v2').")
+    if reason := without_transformers_twin(model.config):
+        raise ValueError(f"W2V2Config.{reason}; keep this model in w2v2's format (save_format 'w2v2').")
     if pretraining and model.config.quantizer != "gumbel":
         raise ValueError(f"W2V2Config.quantizer={model.config.quantizer!r}: transformers' Wav2Vec2ForPreTraining has only the "
                          "Gumbel quantizer; convert the W2V2Model (model.wav2vec2) or a fine-tuned W2V2ForCTC instead.")

@@ -449,9 +449,9 @@ class Squeeze(nn.Module):
         extra = -T % s  # frames added at the end so that T divides into groups of s
         real = torch.ones(B, T, dtype=x.dtype, device=x.device) if frame_mask is None else frame_mask.to(x.dtype)
         x = F.pad(x * real[..., None], (0, 0, 0, extra)).view(B, -1, s, D)
-        real = F.pad(real, (0, extra)).view(B, -1, s)
-        pooled = x.sum(2) / real.sum(2).clamp(min=1)[..., None]  # mean over the real frames of each group
-        return pooled, None if frame_mask is None else real.sum(2) > 0
+        counts = F.pad(real, (0, extra)).view(B, -1, s).sum(2)  # (B, T') real frames in each group
+        pooled = x.sum(2) / counts.clamp(min=1)[..., None]  # mean over the real frames of each group
+        return pooled, None if frame_mask is None else counts > 0
 
     def unpool(self, c: torch.Tensor, frames: int) -> torch.Tensor:
         """c: (B, T', D) -> (B, frames, D): each pooled frame becomes s frames, the tail cut to ``frames``."""

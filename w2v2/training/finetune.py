@@ -35,6 +35,7 @@ import torch
 from transformers import set_seed
 
 from ..configuration import PRESETS, W2V2Config
+from ..conversion import without_transformers_twin
 from ..modeling import W2V2ForCTC
 from ..processing import W2V2CTCTokenizer, W2V2FeatureExtractor, W2V2Processor
 from ..processing.audio import SAMPLE_RATE, audio_seconds
@@ -318,9 +319,8 @@ def _finetune_ctc(model_args: ModelArguments, data_args: DataArguments, training
 
     # 2. model
     model, processor = build_model(model_args, processor)
-    if model_args.save_format == "transformers" and model.config.squeeze_factor != 1:  # refused now, not after training
-        raise ValueError(f"squeeze_factor={model.config.squeeze_factor}: transformers' Wav2Vec2 has no squeeze, so the model "
-                         "cannot be saved in its format; pass --save_format w2v2.")  # fmt: skip
+    if model_args.save_format == "transformers" and (reason := without_transformers_twin(model.config)):  # now, not after training
+        raise ValueError(f"{reason}, so the model cannot be saved in its format; pass --save_format w2v2.")
     processor.save_pretrained(output_dir)
     lm_decoder = None
     if model_args.lm:  # built now, so that a bad --lm fails before training
