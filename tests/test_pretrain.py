@@ -18,7 +18,7 @@ from pretrain_utils import make_audiofolder
 from safetensors.torch import load_file
 
 from w2v2.training.checkpointing import COMPLETE_MARKER, latest_checkpoint
-from w2v2.training.pretrain import parse_args, train
+from w2v2.training.pretrain import _time_cap_warning, parse_args, train
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
@@ -224,6 +224,31 @@ def test_non_finite_steps_are_skipped(folder, tmp_path, monkeypatch):
     out = train(parse_args(flags(folder, tmp_path / "out", "--max_updates", 3)))
     assert history(out)[-1]["skipped_updates"] == 1
     assert all(torch.isfinite(t).all() for t in load_file(out / "model.safetensors").values())
+
+
+def test_the_time_cap_forecast_names_where_the_schedule_will_be_cut(folder, tmp_path):
+    args = parse_args(flags(folder, tmp_path, "--max_updates", 1000, "--max_minutes", 1))
+    # 20 updates in 10 s after 5 s of start-up: 0.5 s each; 45 s of the 60 left fit 90 more updates
+    warning = _time_cap_warning(args, step=21, pace_from=(5.0, 1), now=15.0, started=0.0)
+    assert warning.startswith("at 2.0 updates/s the 979 updates left need ~8.2 min, but --max_minutes 1 leaves 0.8:")
+    assert "stop near update 111 of 1,000" in warning and "Raise --max_minutes or lower --max_updates" in warning
+    # 0.04 s each: the 979 left take 39 s of the 45 left, so the schedule ends inside the cap
+    assert _time_cap_warning(args, step=21, pace_from=(14.2, 1), now=15.0, started=0.0) is None
+
+
+def test_a_run_cut_by_the_time_cap_says_so_before_and_after(folder, tmp_path, caplog):
+    out = tmp_path / "capped"
+    with caplog.at_level("WARNING", logger="w2v2.pretrain"):
+        train(parse_args(flags(folder, out, "--max_updates", 1000, "--max_minutes", 0.1, "--logging_steps", 10,
+                               "--save_steps", 1000)))
+    forecast = [r.getMessage() for r in caplog.records if "the run will stop near update" in r.getMessage()]
+    assert len(forecast) == 1 and "of 1,000, before the learning rate has decayed to 0" in forecast[0]
+    card = (out / "README.md").read_text()
+    updates = int(card.split("for ")[1].split(" updates")[0])
+    assert 20 < updates < 1000
+    assert latest_checkpoint(out).name == f"checkpoint-{updates:08d}"  # saved where it stopped
+    assert f"for {updates} updates of the 1000 its schedule plans (stopped early" in card
+    assert "stopping at update" in caplog.text
 
 
 def test_bad_arguments_are_refused(folder, tmp_path):

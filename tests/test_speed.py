@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from w2v2 import W2V2Config, W2V2ForPreTraining
+from w2v2.training import speed
 from w2v2.training.speed import bf16_matmul_speedup, choose_mixed_precision, compile_model, default_transcription_batch_size
 
 
@@ -51,6 +52,18 @@ def test_auto_picks_bf16_only_where_this_cpu_measured_it_faster():
     # A threshold no device reaches keeps fp32; one every device reaches picks bf16 (from the matmul alone).
     assert choose_mixed_precision("auto", "cpu", model, samples=8_000, min_speedup=1e9) == "no"
     assert choose_mixed_precision("auto", "cpu", None, min_speedup=1e-9) == "bf16"
+
+
+def test_auto_leaves_the_global_random_stream_alone():
+    # A seeded run draws its masks and negatives from the global stream after this probe, so the
+    # probe must not draw from it: otherwise "auto" and "no" train differently where fp32 wins.
+    speed._matmul_speedups.clear()  # measure again in this process, not from the cache
+    model = W2V2ForPreTraining(W2V2Config.tiny()).train()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    choose_mixed_precision("auto", "cpu", model, samples=8_000, min_speedup=1e-9)  # matmul and forward probes both run
+    assert "cpu:512" in speed._matmul_speedups
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_transcription_batch_suits_the_device():

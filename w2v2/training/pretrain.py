@@ -323,6 +323,7 @@ def _train(args: PretrainArguments) -> Path:
     last_log = time.time()
     progress = tqdm(total=args.max_updates, initial=step, disable=not accelerator.is_main_process, desc="pretrain",
                     mininterval=2.0)
+    pace_from = None  # (time, update) after this process's first update: the pace leaves start-up out
     model.train()
     while step < args.max_updates:
         # 5. one update at this update's Gumbel temperature tau: micro-batches, clip, step
@@ -330,6 +331,11 @@ def _train(args: PretrainArguments) -> Path:
         _update(args, accelerator, model, unwrapped, optimizer, scheduler, batches, meter, state, step)
         step += 1
         progress.update(1)
+        if pace_from is None:
+            pace_from = (time.time(), step)
+        elif args.max_minutes is not None and step - pace_from[1] == _forecast_after(args) and accelerator.is_main_process:
+            if warning := _time_cap_warning(args, step, pace_from, time.time(), started):
+                logger.warning(warning)
         # 6. log: every process adds its sums, so the figures are those of the global batch
         if step % args.logging_steps == 0 or step == args.max_updates:
             totals = meter.totals(accelerator, batches.corrupt)
@@ -372,6 +378,28 @@ def _train(args: PretrainArguments) -> Path:
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and the process group
     return out
+
+
+def _forecast_after(args: PretrainArguments) -> int:
+    """Updates timed before the time cap is forecast: 2% of the schedule, at least 20."""
+    return max(20, round(0.02 * args.max_updates))
+
+
+def _time_cap_warning(args: PretrainArguments, step: int, pace_from: tuple[float, int], now: float, started: float) -> str | None:
+    """Why ``--max_minutes`` will stop the run before its schedule ends, or None if it will not.
+
+    ``pace_from``: (time, update) the pace is measured from; ``started``: when the run began,
+    the time before a resume included (what ``--max_minutes`` counts)."""
+    seconds_per_update = (now - pace_from[0]) / (step - pace_from[1])
+    left_s = args.max_minutes * 60 - (now - started)
+    stop = step + max(0, int(left_s / seconds_per_update))
+    if stop >= args.max_updates:
+        return None
+    need_min = (args.max_updates - step) * seconds_per_update / 60
+    return (f"at {1 / seconds_per_update:.1f} updates/s the {args.max_updates - step:,} updates left need ~{need_min:.1f} min, "
+            f"but --max_minutes {args.max_minutes:g} leaves {max(left_s, 0) / 60:.1f}: the run will stop near update {stop:,} "
+            f"of {args.max_updates:,}, before the learning rate has decayed to 0. Raise --max_minutes or lower "
+            "--max_updates to finish the schedule.")
 
 
 def _accelerator(args: PretrainArguments, out: Path):
@@ -601,7 +629,9 @@ def _write_card(args, out: Path, history: list[dict], hours: float | None, step:
                                            "seed")}
     hyper.update(mixed_precision_used=precision, updates_done=step, data_hours=None if hours is None else round(hours, 3),
                  audio_hours_seen=round(final.get("audio_hours", 0.0), 3))
-    summary = (f"wav2vec 2.0 pretrained with `w2v2-pretrain --recipe {args.recipe}` for {step} updates "
+    cut = "" if step >= args.max_updates else (f" of the {args.max_updates} its schedule plans (stopped early, so the "
+                                               "learning rate had not decayed to 0)")
+    summary = (f"wav2vec 2.0 pretrained with `w2v2-pretrain --recipe {args.recipe}` for {step} updates{cut} "
                f"on {args.dataset}. Final health: contrastive accuracy {metrics.get('contrastive_accuracy')}, "
                f"code perplexity {metrics.get('code_perplexity')}.")
     write_model_card(out, task="pretraining", datasets=[args.dataset], metrics=metrics, hyperparameters=hyper,
